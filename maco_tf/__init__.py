@@ -1,0 +1,1 @@
+"""MACO feature visualization for Keras models."""
