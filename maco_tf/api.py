@@ -1,0 +1,505 @@
+"""Public entry points of the optimisation.
+
+:func:`maco` is a drop-in for Xplique's; :func:`fourier` and :func:`pixel` are the baselines on
+the same loop; :func:`visualize` returns everything a run produced.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from .augment import Schedule, box_size_schedule, noise_schedule
+from .engine import (
+    CompiledLoop,
+    LoopCache,
+    LoopSettings,
+    clone_optimizer,
+    image_seeds,
+    model_input_size,
+    optimizer_key,
+)
+from .errors import InvalidSettingError, SpectrumError
+from .objectives import compile_objective
+from .parameterization import (
+    FourierParameterization,
+    MacoParameterization,
+    Parameterization,
+    PixelParameterization,
+)
+from .spectrum import dataset_magnitude, imagenet_magnitude
+
+METHODS = ("maco", "fourier", "pixel")
+
+#: Crops per model batch that the automatic ``batch_size`` aims for (CPU-friendly).
+AUTO_CROPS_PER_BATCH = 128
+
+_DEFAULT_CACHE = LoopCache()
+
+
+class DeadObjectiveWarning(UserWarning):
+    """An objective gave no usable gradient: its image stayed at its random start."""
+
+
+def clear_cache() -> None:
+    """Forget the compiled loops kept between calls (frees their model references)."""
+    _DEFAULT_CACHE.clear()
+
+
+@dataclass
+class Visualization:
+    """Everything one :func:`visualize` call produced; leading axis = objective combination.
+
+    Attributes
+    ----------
+    images
+        ``(N, H, W, C)`` in ``values_range``.
+    transparency
+        ``(N, H, W, C)`` accumulated ``|dL/dx|`` over all steps (raw, unnormalised).
+    names
+        Name of each combination, in the objective's order.
+    loss_history
+        ``(nb_steps, N)`` objective value at every step (mean over crops).
+    nonfinite_steps
+        ``(N,)`` steps skipped because the loss or gradient was NaN or infinite.
+    method, seed, values_range, settings
+        How the images were made; ``seed`` reproduces them.
+    elapsed_s
+        Wall time of the optimisation.
+    """
+
+    images: np.ndarray
+    transparency: np.ndarray
+    names: tuple[str, ...]
+    loss_history: np.ndarray
+    nonfinite_steps: np.ndarray
+    method: str
+    seed: int
+    values_range: tuple[float, float]
+    settings: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def objective_values(self) -> np.ndarray:
+        """``(N,)`` objective value averaged over the last 10% of the steps."""
+        tail = max(1, self.loss_history.shape[0] // 10)
+        return self.loss_history[-tail:].mean(axis=0)
+
+    @property
+    def dead(self) -> np.ndarray:
+        """``(N,)`` True where the objective never gave a usable gradient."""
+        return ~np.any(self.transparency.reshape(len(self), -1) > 0, axis=1)
+
+
+def _check_values_range(values_range: Sequence[float]) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in values_range)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSettingError(
+            f"values_range must be two numbers (low, high), e.g. (-1, 1); got {values_range!r}"
+        ) from exc
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise InvalidSettingError(f"values_range must be finite; got {values_range!r}")
+    if low == high:
+        raise InvalidSettingError(f"values_range {values_range!r} is empty; give low < high")
+    if low > high:
+        raise InvalidSettingError(
+            f"values_range {values_range!r} is reversed; give (low, high), e.g. ({high:g}, {low:g})"
+        )
+    return low, high
+
+
+def _check_positive_int(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidSettingError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _image_shape(
+    model: keras.Model, custom_shape: Sequence[int] | None
+) -> tuple[tuple[int, int, int], tuple[int, int]]:
+    height, width, channels = model_input_size(model)
+    if custom_shape is None:
+        return (height, width, channels), (height, width)
+    try:
+        custom_h, custom_w = (int(v) for v in custom_shape)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSettingError(
+            f"custom_shape must be (height, width), e.g. (512, 512); got {custom_shape!r}"
+        ) from exc
+    if custom_h < height or custom_w < width:
+        raise InvalidSettingError(
+            f"custom_shape {tuple(custom_shape)} is smaller than the model input "
+            f"({height}, {width}); use at least the input size, or custom_shape=None"
+        )
+    return (custom_h, custom_w, channels), (height, width)
+
+
+def _build_parameterization(
+    method: str,
+    image_shape: tuple[int, int, int],
+    values_range: tuple[float, float],
+    maco_dataset: object,
+    decay_power: float,
+) -> Parameterization:
+    height, width, channels = image_shape
+    if method == "maco":
+        if maco_dataset is not None:
+            magnitude = dataset_magnitude(maco_dataset, height, width, channels)
+        elif channels == 3:
+            magnitude = imagenet_magnitude(height, width)
+        else:
+            raise SpectrumError(
+                f"the model takes {channels}-channel images: the bundled ImageNet spectrum is "
+                f"RGB only, so pass maco_dataset= images of {channels} channel(s) to compute "
+                f"the magnitude"
+            )
+        return MacoParameterization(magnitude, image_shape, values_range)
+    if method == "fourier":
+        return FourierParameterization(image_shape, values_range, decay_power=decay_power)
+    if method == "pixel":
+        return PixelParameterization(image_shape, values_range)
+    raise InvalidSettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def default_optimizer(method: str) -> keras.optimizers.Optimizer:
+    """Nadam(1.0) for MACO (as Xplique), Adam(0.05) for the Fourier and pixel baselines."""
+    if method == "maco":
+        return keras.optimizers.Nadam(learning_rate=1.0)
+    return keras.optimizers.Adam(learning_rate=0.05)
+
+
+def visualize(
+    objective: object,
+    method: str = "maco",
+    optimizer: keras.optimizers.Optimizer | None = None,
+    maco_dataset: object = None,
+    nb_steps: int = 256,
+    noise_intensity: Schedule = 0.08,
+    box_size: Schedule = None,
+    nb_crops: int = 32,
+    values_range: Sequence[float] = (-1, 1),
+    custom_shape: Sequence[int] | None = (512, 512),
+    *,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    jit_compile: bool = False,
+    progress: bool = False,
+    decay_power: float = 1.0,
+    steps_per_call: int = 8,
+    cache: LoopCache | None = None,
+) -> Visualization:
+    """Optimise one image per objective combination and return images, transparency and logs.
+
+    Parameters
+    ----------
+    objective
+        An ``xplique.features_visualizations.Objective`` (or a maco_tf objective); each of its
+        N combinations gets its own image.
+    method
+        ``"maco"`` (fixed natural magnitude, trainable phase), ``"fourier"`` (Olah et al.) or
+        ``"pixel"``.
+    optimizer
+        A Keras optimizer whose configuration is used (the object itself is not modified);
+        default Nadam(1.0) for MACO, Adam(0.05) otherwise.
+    maco_dataset
+        Images (array, ``tf.data.Dataset`` or iterable) whose average magnitude replaces the
+        bundled ImageNet one; required for non-RGB models.
+    nb_steps
+        Optimisation steps.
+    noise_intensity
+        Noise std per step: a float, a callable ``step -> float``, a per-step array, or None
+        (log ramp 1 to 1e-4). Expressed for a value range of width 2 (Xplique's (-1, 1)) and
+        scaled with ``values_range``.
+    box_size
+        Average crop side (fraction of the image side) per step: float, callable, array, or
+        None (linear 0.5 to 0.05).
+    nb_crops
+        Crops per image and step; 0 uses the whole image.
+    values_range
+        ``(low, high)`` range of the model's inputs.
+    custom_shape
+        ``(height, width)`` of the images (at least the model input); None: the model input.
+    seed
+        Seed of the run (None: a random one, reported in the result).
+    batch_size
+        Images optimised together in one compiled loop (their crops share model batches);
+        default: enough to put about 128 crops through the model per step.
+    jit_compile
+        Compile the loop with XLA.
+    progress
+        Show a progress bar.
+    decay_power
+        Spectral decay of the Fourier baseline.
+    steps_per_call
+        Steps run inside each compiled call (progress granularity).
+    cache
+        Where compiled loops are kept between calls (default: a module-level cache).
+
+    Returns
+    -------
+    visualization
+        See :class:`Visualization`.
+    """
+    compiled = compile_objective(objective)
+    nb_steps = _check_positive_int(nb_steps, "nb_steps", 1)
+    nb_crops = _check_positive_int(nb_crops, "nb_crops", 0)
+    steps_per_call = _check_positive_int(steps_per_call, "steps_per_call", 1)
+    values_range = _check_values_range(values_range)
+    if method not in METHODS:
+        raise InvalidSettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    image_shape, _ = _image_shape(compiled.model, custom_shape)
+    n_total = compiled.nb_combinations
+    if batch_size is None:
+        batch_size = max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
+    batch_size = min(_check_positive_int(batch_size, "batch_size", 1), n_total)
+    seed = secrets.randbits(31) if seed is None else int(seed)
+
+    width = values_range[1] - values_range[0]
+    settings = LoopSettings(
+        box_sizes=box_size_schedule(box_size, nb_steps),
+        noise_levels=noise_schedule(noise_intensity, nb_steps) * (width / 2.0),
+        seed=seed,
+    )
+    parameterization = _build_parameterization(
+        method, image_shape, values_range, maco_dataset, decay_power
+    )
+    optimizer = optimizer if optimizer is not None else default_optimizer(method)
+    cache = cache if cache is not None else _DEFAULT_CACHE
+    key = (
+        compiled.structure_key(),
+        parameterization.cache_key(),
+        optimizer_key(optimizer),
+        batch_size,
+        nb_crops,
+        bool(jit_compile),
+        steps_per_call,
+    )
+    loop = cache.get(
+        key,
+        compiled.model,
+        lambda: CompiledLoop(
+            compiled,
+            parameterization,
+            clone_optimizer(optimizer),
+            nb_images=batch_size,
+            nb_crops=nb_crops,
+            jit_compile=jit_compile,
+            steps_per_call=steps_per_call,
+        ),
+    )
+    loop.objective = compiled  # same structure; the masks are passed per run anyway
+
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=nb_steps * math.ceil(n_total / batch_size), desc=f"{method}", unit="step")
+    outputs = []
+    start_time = time.perf_counter()
+    try:
+        for first in range(0, n_total, batch_size):
+            real = list(range(first, min(first + batch_size, n_total)))
+            padded = real + [real[-1]] * (batch_size - len(real))
+            out = loop.run(
+                initial_params=parameterization.initial_params(seed, padded),
+                buffers=parameterization.buffers(),
+                masks=[m[padded] for m in compiled.masks],
+                multipliers=compiled.multipliers,
+                seeds=image_seeds(seed, padded),
+                settings=settings,
+                on_steps=bar.update if bar is not None else None,
+            )
+            keep = len(real)
+            outputs.append(
+                (
+                    out.images[:keep],
+                    out.transparency[:keep],
+                    out.losses[:, :keep],
+                    out.nonfinite_steps[:keep],
+                )
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - start_time
+    result = Visualization(
+        images=np.concatenate([o[0] for o in outputs]),
+        transparency=np.concatenate([o[1] for o in outputs]),
+        names=compiled.names,
+        loss_history=np.concatenate([o[2] for o in outputs], axis=1),
+        nonfinite_steps=np.concatenate([o[3] for o in outputs]),
+        method=method,
+        seed=seed,
+        values_range=values_range,
+        settings={
+            "nb_steps": nb_steps,
+            "nb_crops": nb_crops,
+            "image_shape": list(image_shape),
+            "batch_size": batch_size,
+            "jit_compile": bool(jit_compile),
+            "optimizer": optimizer.get_config().get("name", type(optimizer).__name__),
+        },
+        elapsed_s=elapsed,
+    )
+    _warn_about_failures(result)
+    return result
+
+
+def _warn_about_failures(result: Visualization) -> None:
+    """Tell the user about objectives whose images did not really optimise."""
+    for i, name in enumerate(result.names):
+        skipped = int(result.nonfinite_steps[i])
+        nb_steps = result.loss_history.shape[0]
+        if skipped == nb_steps:
+            warnings.warn(
+                f"objective {name!r}: the loss or its gradient was NaN/inf at every step, so the "
+                f"image is its random start; check the model and objective for overflow",
+                DeadObjectiveWarning,
+                stacklevel=3,
+            )
+        elif result.dead[i]:
+            warnings.warn(
+                f"objective {name!r} gave zero gradients at every step (a dead unit, e.g. a ReLU "
+                f"that never fires here), so the image is its random start; try another layer "
+                f"or a pre-activation output",
+                DeadObjectiveWarning,
+                stacklevel=3,
+            )
+        elif skipped:
+            warnings.warn(
+                f"objective {name!r}: {skipped} of {nb_steps} steps had a NaN/inf loss or "
+                f"gradient and were skipped",
+                DeadObjectiveWarning,
+                stacklevel=3,
+            )
+
+
+def _unpack(result: Visualization) -> tuple[np.ndarray, np.ndarray]:
+    if len(result) == 1:
+        return result.images[0], result.transparency[0]
+    return result.images, result.transparency
+
+
+def maco(
+    objective: object,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    maco_dataset: object = None,
+    nb_steps: int = 256,
+    noise_intensity: Schedule = 0.08,
+    box_size: Schedule = None,
+    nb_crops: int = 32,
+    values_range: Sequence[float] = (-1, 1),
+    custom_shape: Sequence[int] | None = (512, 512),
+    **options: object,
+) -> tuple[np.ndarray, np.ndarray]:
+    """MACO feature visualization: drop-in for ``xplique.features_visualizations.maco``.
+
+    Same arguments and defaults as Xplique's ``maco``; keyword-only ``options`` are those of
+    :func:`visualize` (``seed``, ``batch_size``, ``jit_compile``, ``progress``...). Unlike
+    Xplique's, an objective with N combinations is accepted: all N images are optimised
+    together.
+
+    Returns
+    -------
+    image, transparency
+        For one combination, ``(H, W, C)`` arrays (as Xplique); for N, ``(N, H, W, C)``
+        arrays in the objective's name order.
+    """
+    return _unpack(
+        visualize(
+            objective,
+            "maco",
+            optimizer,
+            maco_dataset,
+            nb_steps,
+            noise_intensity,
+            box_size,
+            nb_crops,
+            values_range,
+            custom_shape,
+            **options,
+        )
+    )
+
+
+def fourier(
+    objective: object,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    nb_steps: int = 256,
+    noise_intensity: Schedule = 0.08,
+    box_size: Schedule = None,
+    nb_crops: int = 32,
+    values_range: Sequence[float] = (-1, 1),
+    custom_shape: Sequence[int] | None = (512, 512),
+    decay_power: float = 1.0,
+    **options: object,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Olah et al. Fourier feature visualization on the same loop, crops and noise as :func:`maco`.
+
+    Returns
+    -------
+    image, transparency
+        As :func:`maco`.
+    """
+    return _unpack(
+        visualize(
+            objective,
+            "fourier",
+            optimizer,
+            None,
+            nb_steps,
+            noise_intensity,
+            box_size,
+            nb_crops,
+            values_range,
+            custom_shape,
+            decay_power=decay_power,
+            **options,
+        )
+    )
+
+
+def pixel(
+    objective: object,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    nb_steps: int = 256,
+    noise_intensity: Schedule = 0.08,
+    box_size: Schedule = None,
+    nb_crops: int = 32,
+    values_range: Sequence[float] = (-1, 1),
+    custom_shape: Sequence[int] | None = (512, 512),
+    **options: object,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-space gradient ascent on the same loop: the naive baseline.
+
+    Returns
+    -------
+    image, transparency
+        As :func:`maco`.
+    """
+    return _unpack(
+        visualize(
+            objective,
+            "pixel",
+            optimizer,
+            None,
+            nb_steps,
+            noise_intensity,
+            box_size,
+            nb_crops,
+            values_range,
+            custom_shape,
+            **options,
+        )
+    )

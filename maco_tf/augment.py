@@ -1,0 +1,253 @@
+"""Expectation over transformations: schedules, random crops and noise.
+
+Every random draw is *stateless*, keyed by ``(image seed, step)``, so an image's crops depend
+only on its own seed and step -- never on the other images of its batch, nor on the order in
+which batches run. (XLA's Philox kernel maps seeds to streams differently from TensorFlow's
+graph kernel, so ``jit_compile=True`` gives other, equally reproducible, draws.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from .errors import InvalidSettingError
+
+Schedule = float | Callable[[int], float] | Sequence[float] | np.ndarray | None
+
+#: Default crop-size schedule, as a fraction of the image side: linear from 0.5 to 0.05.
+DEFAULT_BOX_SIZE = (0.5, 0.05)
+
+# Crop geometry, as in the MACO reference implementation.
+CENTER_STD = 0.15
+BOX_SIZE_STD = 0.05
+MIN_BOX_SIZE = 0.05
+
+
+def linear_schedule(start: float, end: float) -> Callable[[int], np.ndarray]:
+    """Schedule factory: linear ramp from ``start`` to ``end`` over the steps."""
+
+    def schedule(nb_steps: int) -> np.ndarray:
+        return np.linspace(start, end, nb_steps, dtype=np.float32)
+
+    return schedule
+
+
+def resolve_schedule(
+    value: Schedule, nb_steps: int, name: str, default: Callable[[int], np.ndarray]
+) -> np.ndarray:
+    """Turn a float, a per-step callable, a sequence or ``None`` into a float32 array (nb_steps,).
+
+    Parameters
+    ----------
+    value
+        ``None`` (use ``default``), a constant, a callable ``step -> value`` (evaluated once per
+        step, up front, so the compiled loop receives plain tensors), or an array of length
+        ``nb_steps``.
+    nb_steps
+        Number of optimisation steps.
+    name
+        Argument name, for error messages.
+    default
+        ``nb_steps -> array`` used when ``value`` is None.
+
+    Returns
+    -------
+    values
+        Array of shape ``(nb_steps,)``.
+    """
+    if value is None:
+        values = default(nb_steps)
+    elif callable(value):
+        try:
+            values = [float(np.asarray(value(step))) for step in range(nb_steps)]
+        except Exception as exc:  # the user's callable failed: say which argument
+            raise InvalidSettingError(
+                f"{name} callable failed at a step: {exc!r}; it must map a step index "
+                f"(0..{nb_steps - 1}) to a float"
+            ) from exc
+    elif np.ndim(value) == 0:
+        values = np.full(nb_steps, float(value))
+    else:
+        values = np.asarray(value, dtype=np.float32).reshape(-1)
+        if values.shape[0] != nb_steps:
+            raise InvalidSettingError(
+                f"{name} has {values.shape[0]} values but nb_steps={nb_steps}; give one per step"
+            )
+    values = np.asarray(values, dtype=np.float32)
+    if not np.all(np.isfinite(values)):
+        raise InvalidSettingError(f"{name} contains NaN or infinite values")
+    return values
+
+
+def box_size_schedule(box_size: Schedule, nb_steps: int) -> np.ndarray:
+    """Per-step average crop size (fraction of the image side), default linear 0.5 to 0.05."""
+    values = resolve_schedule(box_size, nb_steps, "box_size", linear_schedule(*DEFAULT_BOX_SIZE))
+    if np.any(values <= 0) or np.any(values > 1):
+        raise InvalidSettingError(
+            f"box_size must lie in (0, 1] (a fraction of the image side); got values in "
+            f"[{values.min():g}, {values.max():g}]"
+        )
+    return values
+
+
+def noise_schedule(noise_intensity: Schedule, nb_steps: int) -> np.ndarray:
+    """Per-step noise level; ``None`` gives a log ramp from 1 to 1e-4 (as in Xplique)."""
+
+    def default(steps: int) -> np.ndarray:
+        return np.logspace(0, -4, steps, dtype=np.float32)
+
+    values = resolve_schedule(noise_intensity, nb_steps, "noise_intensity", default)
+    if np.any(values < 0):
+        raise InvalidSettingError("noise_intensity must be >= 0")
+    return values
+
+
+def step_seeds(image_seeds: tf.Tensor, step: tf.Tensor, salt: int) -> tf.Tensor:
+    """Stateless seeds ``(N, 2)`` for one random draw of one step, per image."""
+    step = tf.cast(step, tf.int64)
+    salted = step * 16 + salt
+    return tf.stack([image_seeds, tf.broadcast_to(salted, tf.shape(image_seeds))], axis=1)
+
+
+def _axis_sampling(
+    start: tf.Tensor, end: tf.Tensor, size: int, out: int
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Bilinear sampling along one axis, as ``tf.image.crop_and_resize`` does it.
+
+    Returns the lower and upper source indices ``(M, out)``, the interpolation weight of the
+    upper one and a validity mask (coordinates outside the image sample zero).
+    """
+    if out > 1:
+        steps = tf.range(out, dtype=tf.float32) / float(out - 1)
+        coords = start[:, None] * (size - 1) + steps[None] * ((end - start)[:, None] * (size - 1))
+    else:
+        coords = tf.tile((0.5 * (start + end) * (size - 1))[:, None], [1, out])
+    valid = (coords >= 0.0) & (coords <= float(size - 1))
+    low = tf.floor(coords)
+    weight = coords - low
+    low_idx = tf.clip_by_value(tf.cast(low, tf.int32), 0, size - 1)
+    high_idx = tf.clip_by_value(low_idx + 1, 0, size - 1)
+    return low_idx, high_idx, weight, valid
+
+
+def crop_and_resize(
+    images: tf.Tensor, boxes: tf.Tensor, box_indices: tf.Tensor, output_size: tuple[int, int]
+) -> tf.Tensor:
+    """Bilinear crops with gathers only: same values as ``tf.image.crop_and_resize``.
+
+    TensorFlow's ``CropAndResize`` has no XLA kernel; this version compiles under XLA and
+    differentiates with respect to the images (out-of-image samples are 0, as with the
+    default ``extrapolation_value``).
+
+    Parameters
+    ----------
+    images
+        ``(N, H, W, C)``.
+    boxes
+        ``(M, 4)`` normalised ``[y1, x1, y2, x2]``.
+    box_indices
+        ``(M,)`` image of each box.
+    output_size
+        ``(h, w)``.
+
+    Returns
+    -------
+    crops
+        ``(M, h, w, C)``.
+    """
+    height, width = images.shape[1], images.shape[2]
+    out_h, out_w = output_size
+    y_lo, y_hi, y_w, y_ok = _axis_sampling(boxes[:, 0], boxes[:, 2], height, out_h)
+    x_lo, x_hi, x_w, x_ok = _axis_sampling(boxes[:, 1], boxes[:, 3], width, out_w)
+    which = tf.broadcast_to(box_indices[:, None], tf.shape(y_lo))
+    top = tf.gather_nd(images, tf.stack([which, y_lo], axis=-1))  # (M, h, W, C)
+    bottom = tf.gather_nd(images, tf.stack([which, y_hi], axis=-1))
+    rows = top + (bottom - top) * y_w[:, :, None, None]
+    left = tf.gather(rows, x_lo, axis=2, batch_dims=1)  # (M, h, w, C)
+    right = tf.gather(rows, x_hi, axis=2, batch_dims=1)
+    crops = left + (right - left) * x_w[:, None, :, None]
+    valid = tf.cast(y_ok[:, :, None, None] & x_ok[:, None, :, None], crops.dtype)
+    return crops * valid
+
+
+def random_crops(
+    images: tf.Tensor,
+    box_size: tf.Tensor,
+    noise_std: tf.Tensor,
+    nb_crops: int,
+    output_size: tuple[int, int],
+    image_seeds: tf.Tensor,
+    step: tf.Tensor,
+    xla_friendly: bool = False,
+) -> tf.Tensor:
+    """Sample ``nb_crops`` noisy crops of each image and resize them to ``output_size``.
+
+    Crop centres are drawn around the image centre (std 0.15 of the side), square sides around
+    ``box_size`` (std 0.05, clipped to [0.05, 1]); Gaussian noise of std ``noise_std`` and
+    uniform noise of width ``noise_std`` are added. With ``nb_crops == 0`` each image is
+    resized whole (one view, no noise-free shortcut: noise is still added).
+
+    Parameters
+    ----------
+    images
+        ``(N, H, W, C)``.
+    box_size, noise_std
+        Scalars for this step; ``noise_std`` is already in the images' value units.
+    nb_crops
+        Crops per image (static).
+    output_size
+        Model input ``(h, w)``.
+    image_seeds
+        ``(N,)`` int64 seed of each image.
+    step
+        Current step (scalar).
+    xla_friendly
+        Use :func:`crop_and_resize` (gathers) instead of TensorFlow's op, which XLA lacks.
+
+    Returns
+    -------
+    crops
+        ``(N * max(nb_crops, 1), h, w, C)``, the crops of image 0 first.
+    """
+    nb_images = images.shape[0]
+    channels = images.shape[-1]
+    views = max(nb_crops, 1)
+    if nb_crops == 0:
+        crops = tf.image.resize(images, output_size)
+    else:
+        boxes = []
+        for j in range(nb_images):
+            seeds = step_seeds(image_seeds[j : j + 1], step, 0)[0]
+            draws = tf.random.stateless_normal((3, nb_crops), seed=seeds, alg="philox")
+            center_y = 0.5 + draws[0] * CENTER_STD
+            center_x = 0.5 + draws[1] * CENTER_STD
+            side = tf.clip_by_value(box_size + draws[2] * BOX_SIZE_STD, MIN_BOX_SIZE, 1.0)
+            boxes.append(
+                tf.stack(
+                    [
+                        center_y - side / 2,
+                        center_x - side / 2,
+                        center_y + side / 2,
+                        center_x + side / 2,
+                    ],
+                    axis=-1,
+                )
+            )
+        box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), nb_crops)
+        cropper = crop_and_resize if xla_friendly else tf.image.crop_and_resize
+        crops = cropper(images, tf.concat(boxes, axis=0), box_indices, output_size)
+    noise_shape = (views, *output_size, channels)
+    noises = []
+    for j in range(nb_images):
+        seeds = step_seeds(image_seeds[j : j + 1], step, 1)[0]
+        gaussian = tf.random.stateless_normal(noise_shape, seed=seeds, alg="philox")
+        # uniform(-0.5, 0.5) through the normal CDF of a second normal draw
+        other = tf.random.stateless_normal(
+            noise_shape, seed=seeds + tf.constant([0, 1], tf.int64), alg="philox"
+        )
+        uniform = 0.5 * tf.math.erf(other / np.sqrt(2.0))
+        noises.append(gaussian + uniform)
+    return crops + tf.concat(noises, axis=0) * noise_std

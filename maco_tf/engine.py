@@ -1,0 +1,351 @@
+"""The compiled optimisation loop: batched, traced once, with transparency accumulation.
+
+One :class:`CompiledLoop` optimises ``batch_size`` images at once: their parameters form one
+variable, all their crops go through the model in one batch, and ``steps_per_call`` steps run
+inside a single ``tf.function`` call (a ``tf.while_loop``; optionally XLA-compiled). Schedules,
+masks, multipliers, seeds and buffers (the magnitude spectrum) are tensor arguments, so a
+loop is traced once per (model, objective structure, shapes, optimizer) and reused by later
+runs -- :class:`LoopCache` keeps recent loops for that.
+
+The engine knows nothing of files or of Xplique: it receives a
+:class:`~maco_tf.objectives.CompiledObjective` and a
+:class:`~maco_tf.parameterization.Parameterization`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from .augment import random_crops
+from .errors import IncompatibleModelError
+from .objectives import CompiledObjective, per_image_losses
+from .parameterization import Parameterization
+
+OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """Per-run settings, all passed to the compiled loop as tensors.
+
+    Attributes
+    ----------
+    box_sizes
+        ``(nb_steps,)`` average crop side per step (fraction of the image side).
+    noise_levels
+        ``(nb_steps,)`` noise standard deviation per step, in the model's input units.
+    seed
+        Run seed; image ``i`` draws from the stream ``(seed, i)``.
+    """
+
+    box_sizes: np.ndarray
+    noise_levels: np.ndarray
+    seed: int
+
+    @property
+    def nb_steps(self) -> int:
+        """Number of optimisation steps."""
+        return int(self.box_sizes.shape[0])
+
+
+@dataclass
+class LoopOutput:
+    """What a run returns, per image (leading axis = image index)."""
+
+    images: np.ndarray
+    transparency: np.ndarray
+    losses: np.ndarray  # (nb_steps, n_images): objective value at each step
+    nonfinite_steps: np.ndarray  # (n_images,): steps whose gradient was NaN/inf and skipped
+
+
+def image_seeds(seed: int, indices: Sequence[int]) -> np.ndarray:
+    """Stateless seed of each image index, int64."""
+    mixed = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x6D61636F])  # "maco"
+    base = int(mixed.generate_state(1, dtype=np.uint32)[0])
+    return np.asarray([base * 1_000_003 + int(i) for i in indices], dtype=np.int64) % (2**62)
+
+
+def model_input_size(model: keras.Model) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of a model's single image input, or a clear error."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise IncompatibleModelError(
+            f"{getattr(model, 'name', model)!r} has no defined inputs; build it on an "
+            f"input, e.g. keras.Input((224, 224, 3))"
+        )
+    if len(inputs) != 1:
+        raise IncompatibleModelError(
+            f"model {model.name!r} has {len(inputs)} inputs; MACO needs a single image input"
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise IncompatibleModelError(
+            f"model {model.name!r} takes inputs of shape {shape}; MACO needs images "
+            f"(batch, height, width, channels), channels last"
+        )
+    height, width, channels = shape[1:]
+    if channels is None:
+        raise IncompatibleModelError(f"model {model.name!r} has an unknown channel count")
+    if height is None or width is None:
+        raise IncompatibleModelError(
+            f"model {model.name!r} accepts any image size {shape}; rebuild it on a fixed "
+            f"size input, e.g. keras.Input((224, 224, {channels}))"
+        )
+    return int(height), int(width), int(channels)
+
+
+class CompiledLoop:
+    """A traced optimisation loop for a fixed batch of ``nb_images`` images.
+
+    Parameters
+    ----------
+    objective
+        What to maximise.
+    parameterization
+        How parameters become images (owned by the loop from now on).
+    optimizer_factory
+        Builds the optimizer (called once; its state is reset between runs).
+    nb_images
+        Images optimised together.
+    nb_crops
+        Crops per image and step (0: the whole image, resized).
+    jit_compile
+        XLA-compile the loop.
+    steps_per_call
+        Steps run inside one call of the compiled function.
+    """
+
+    def __init__(
+        self,
+        objective: CompiledObjective,
+        parameterization: Parameterization,
+        optimizer_factory: OptimizerFactory,
+        nb_images: int,
+        nb_crops: int,
+        jit_compile: bool = False,
+        steps_per_call: int = 8,
+    ):
+        self.objective = objective
+        self.parameterization = parameterization
+        self.nb_images = int(nb_images)
+        self.nb_crops = int(nb_crops)
+        self.steps_per_call = int(steps_per_call)
+        self.jit_compile = bool(jit_compile)
+        self.trace_count = 0
+        height, width, _ = model_input_size(objective.model)
+        self.input_size = (height, width)
+        self.feature_model = keras.Model(objective.model.inputs, list(objective.outputs))
+        image_shape = parameterization.image_shape
+        self.params = tf.Variable(
+            tf.zeros((self.nb_images, *parameterization.param_shape)), name="maco_params"
+        )
+        self.buffers = {
+            name: tf.Variable(value, trainable=False, name=f"maco_{name}")
+            for name, value in parameterization.buffers().items()
+        }
+        parameterization.bind(self.buffers)
+        self.transparency = tf.Variable(
+            tf.zeros((self.nb_images, *image_shape)), trainable=False, name="maco_transparency"
+        )
+        self.nonfinite = tf.Variable(
+            tf.zeros((self.nb_images,), tf.int32), trainable=False, name="maco_nonfinite"
+        )
+        self.optimizer = optimizer_factory()
+        self.optimizer.build([self.params])
+        self._optimizer_initial = [v.numpy() for v in self.optimizer.variables]
+        mask_specs = tuple(
+            tf.TensorSpec((self.nb_images, *m.shape[1:]), tf.float32) for m in objective.masks
+        )
+        signature = [
+            tf.TensorSpec((), tf.int32),  # first step
+            tf.TensorSpec((), tf.int32),  # number of steps
+            tf.TensorSpec((None,), tf.float32),  # box sizes
+            tf.TensorSpec((None,), tf.float32),  # noise levels
+            mask_specs,
+            tf.TensorSpec((len(objective.funcs),), tf.float32),  # multipliers
+            tf.TensorSpec((self.nb_images,), tf.int64),  # image seeds
+        ]
+        self._run_steps = tf.function(
+            self._steps, input_signature=signature, jit_compile=jit_compile
+        )
+        self._render = tf.function(lambda: parameterization.to_images(self.params))
+
+    def _step(self, step, box_size, noise_std, masks, multipliers, seeds) -> tf.Tensor:
+        """One gradient-ascent step on all images; returns their objective values."""
+        with tf.GradientTape() as tape:
+            images = self.parameterization.to_images(self.params)
+            crops = random_crops(
+                images,
+                box_size,
+                noise_std,
+                self.nb_crops,
+                self.input_size,
+                seeds,
+                step,
+                xla_friendly=self.jit_compile,
+            )
+            outputs = self.feature_model(crops, training=False)
+            if not isinstance(outputs, (list, tuple)):
+                outputs = [outputs]
+            values = per_image_losses(
+                self.objective, outputs, masks, multipliers, self.nb_images, max(self.nb_crops, 1)
+            )
+            total = tf.reduce_sum(values)
+        grad_params, grad_images = tape.gradient(total, [self.params, images])
+        param_axes = list(range(1, len(grad_params.shape)))
+        image_axes = list(range(1, len(grad_images.shape)))
+        finite = (
+            tf.math.is_finite(values)
+            & tf.reduce_all(tf.math.is_finite(grad_params), axis=param_axes)
+            & tf.reduce_all(tf.math.is_finite(grad_images), axis=image_axes)
+        )
+        keep_params = tf.reshape(finite, [-1] + [1] * len(param_axes))
+        keep_images = tf.reshape(finite, [-1] + [1] * len(image_axes))
+        grad_params = tf.where(keep_params, grad_params, tf.zeros_like(grad_params))
+        grad_images = tf.where(keep_images, grad_images, tf.zeros_like(grad_images))
+        self.optimizer.apply_gradients([(-grad_params, self.params)])
+        self.transparency.assign_add(tf.abs(grad_images))
+        self.nonfinite.assign_add(tf.cast(tf.logical_not(finite), tf.int32))
+        return values
+
+    def _steps(self, start, count, box_sizes, noise_levels, masks, multipliers, seeds):
+        """``count`` steps from ``start``, inside one graph; returns values ``(count, N)``."""
+        self.trace_count += 1  # Python side effect: runs only while tracing
+        history = tf.TensorArray(tf.float32, size=count)
+        for offset in tf.range(count):
+            step = start + offset
+            values = self._step(
+                step, box_sizes[step], noise_levels[step], masks, multipliers, seeds
+            )
+            history = history.write(offset, values)
+        return history.stack()
+
+    def reset(self, initial_params: np.ndarray, buffers: dict[str, np.ndarray]) -> None:
+        """Start a new run: parameters, buffers, optimizer state and accumulators."""
+        self.params.assign(initial_params)
+        for name, value in buffers.items():
+            self.buffers[name].assign(value)
+        for variable, value in zip(self.optimizer.variables, self._optimizer_initial, strict=True):
+            variable.assign(value)
+        self.transparency.assign(tf.zeros_like(self.transparency))
+        self.nonfinite.assign(tf.zeros_like(self.nonfinite))
+
+    def run(
+        self,
+        initial_params: np.ndarray,
+        buffers: dict[str, np.ndarray],
+        masks: Sequence[np.ndarray],
+        multipliers: np.ndarray,
+        seeds: np.ndarray,
+        settings: LoopSettings,
+        on_steps: Callable[[int], None] | None = None,
+    ) -> LoopOutput:
+        """Optimise one batch of images from ``initial_params``.
+
+        Parameters
+        ----------
+        initial_params
+            ``(nb_images, *param_shape)``.
+        buffers
+            Values of the parameterization's buffers for this run.
+        masks
+            Per sub-objective, ``(nb_images, *mask_shape)``.
+        multipliers
+            ``(n_sub,)``.
+        seeds
+            ``(nb_images,)`` int64 image seeds.
+        settings
+            Schedules and seed.
+        on_steps
+            Called with the number of steps just done, after each compiled call.
+
+        Returns
+        -------
+        output
+            Images, transparency, per-step objective values and non-finite step counts.
+        """
+        self.reset(initial_params, buffers)
+        box_sizes = tf.constant(settings.box_sizes, tf.float32)
+        noise = tf.constant(settings.noise_levels, tf.float32)
+        mask_tensors = tuple(tf.constant(m, tf.float32) for m in masks)
+        multipliers = tf.constant(multipliers, tf.float32)
+        seeds = tf.constant(seeds, tf.int64)
+        history = []
+        for start in range(0, settings.nb_steps, self.steps_per_call):
+            count = min(self.steps_per_call, settings.nb_steps - start)
+            history.append(
+                self._run_steps(
+                    tf.constant(start, tf.int32),
+                    tf.constant(count, tf.int32),
+                    box_sizes,
+                    noise,
+                    mask_tensors,
+                    multipliers,
+                    seeds,
+                ).numpy()
+            )
+            if on_steps is not None:
+                on_steps(count)
+        return LoopOutput(
+            images=self._render().numpy(),
+            transparency=self.transparency.numpy(),
+            losses=np.concatenate(history, axis=0),
+            nonfinite_steps=self.nonfinite.numpy(),
+        )
+
+
+def optimizer_key(optimizer: keras.optimizers.Optimizer) -> tuple:
+    """Class and configuration of an optimizer: equal keys build equal optimizers.
+
+    The name is left out: Keras makes it unique per instance (``nadam``, ``nadam_1``...).
+    """
+    config = {k: v for k, v in optimizer.get_config().items() if k != "name"}
+    return (type(optimizer).__module__, type(optimizer).__qualname__, repr(sorted(config.items())))
+
+
+def clone_optimizer(optimizer: keras.optimizers.Optimizer) -> OptimizerFactory:
+    """Factory of fresh optimizers configured like ``optimizer`` (which stays untouched)."""
+    config = optimizer.get_config()
+    cls = type(optimizer)
+    return lambda: cls.from_config(config)
+
+
+class LoopCache:
+    """Keeps the most recently used compiled loops, so repeated runs skip tracing.
+
+    Parameters
+    ----------
+    max_entries
+        Loops kept; the least recently used is dropped first.
+    """
+
+    def __init__(self, max_entries: int = 8):
+        self.max_entries = int(max_entries)
+        self._entries: OrderedDict[tuple, tuple[weakref.ref, CompiledLoop]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        """Drop every cached loop."""
+        self._entries.clear()
+
+    def get(self, key: tuple, model: object, build: Callable[[], CompiledLoop]) -> CompiledLoop:
+        """The loop stored under ``key`` for ``model``, or a new one from ``build()``."""
+        full_key = (id(model), *key)
+        entry = self._entries.get(full_key)
+        if entry is not None and entry[0]() is model:
+            self._entries.move_to_end(full_key)
+            return entry[1]
+        loop = build()
+        self._entries[full_key] = (weakref.ref(model), loop)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return loop

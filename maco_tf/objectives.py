@@ -1,0 +1,194 @@
+"""Objectives: what the optimisation maximises, adapted from Xplique's ``Objective``.
+
+Xplique's ``Objective`` describes sub-objectives (a layer output, a loss function, one mask
+per target, a multiplier) whose *combinations* form the images to optimise. Its own
+``compile()`` multiplies the running loss by each multiplier in turn (so ``a * 2 + b * 3``
+becomes ``(2a + b) * 3``) and some of its losses (``direction``, ``layer``) reduce over the whole
+batch, coupling crops and images. :func:`compile_objective` reads the same description and
+evaluates it correctly: ``sum_i multiplier_i * loss_i``, each crop scored on its own.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+@dataclass(frozen=True)
+class CompiledObjective:
+    """An objective ready for the engine.
+
+    Attributes
+    ----------
+    model
+        The user's model.
+    outputs
+        Symbolic outputs (one per sub-objective) of the layers the losses read.
+    funcs
+        Loss of each sub-objective: ``func(layer_output, mask) -> per-sample values or scalar``.
+    masks
+        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``.
+    multipliers
+        One factor per sub-objective, ``(n_sub,)``.
+    names
+        Name of each combination.
+    """
+
+    model: object
+    outputs: tuple
+    funcs: tuple[LossFn, ...]
+    masks: tuple[np.ndarray, ...]
+    multipliers: np.ndarray
+    names: tuple[str, ...]
+
+    @property
+    def nb_combinations(self) -> int:
+        """Number of images the objective asks for."""
+        return len(self.names)
+
+    def structure_key(self) -> tuple:
+        """Hashable description of what the traced loss computes (not the mask values)."""
+        return (
+            tuple(id(output) for output in self.outputs),
+            tuple(callable_key(func) for func in self.funcs),
+            tuple(mask.shape[1:] for mask in self.masks),
+        )
+
+
+def _freeze(value: object) -> object:
+    """Hashable version of simple closure contents, or raise TypeError."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, range):
+        return ("range", value.start, value.stop, value.step)
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(type(value))
+
+
+def callable_key(func: Callable) -> object:
+    """A key equal for two closures that compute the same thing.
+
+    Xplique builds a new closure for every ``Objective.neuron(...)`` call; two closures with
+    the same code and equal simple captured values (axes, powers) compute the same loss and
+    can share one compiled loop. Anything else is keyed by identity.
+    """
+    code = getattr(func, "__code__", None)
+    if code is None:
+        return ("id", id(func))
+    try:
+        cells = tuple(_freeze(cell.cell_contents) for cell in (func.__closure__ or ()))
+        defaults = _freeze(func.__defaults__ or ())
+    except (TypeError, ValueError):
+        return ("id", id(func))
+    return ("code", code, cells, defaults)
+
+
+def _as_mask_array(masks: object) -> np.ndarray:
+    """Stack a sub-objective's masks (list of arrays or an array) into ``(n, *shape)``."""
+    if isinstance(masks, (list, tuple)):
+        return np.stack([np.asarray(m, dtype=np.float32) for m in masks])
+    return np.asarray(masks, dtype=np.float32)
+
+
+def compile_objective(objective: object) -> CompiledObjective:
+    """Read an Xplique ``Objective`` (or anything with the same attributes).
+
+    Combinations follow Xplique's order: the cartesian product of the sub-objectives' targets,
+    the last sub-objective varying fastest; names are joined with ``" & "``.
+
+    Parameters
+    ----------
+    objective
+        An ``xplique.features_visualizations.Objective`` (attributes ``model``, ``layers``,
+        ``masks``, ``funcs``, ``multipliers``, ``names``), or a :class:`CompiledObjective`.
+
+    Returns
+    -------
+    compiled
+        The objective, with masks stacked per combination.
+    """
+    if isinstance(objective, CompiledObjective):
+        return objective
+    if hasattr(objective, "to_compiled"):
+        return objective.to_compiled()
+    required = ("model", "layers", "masks", "funcs", "multipliers", "names")
+    missing = [name for name in required if not hasattr(objective, name)]
+    if missing:
+        raise TypeError(
+            f"expected an xplique Objective (e.g. Objective.neuron(model, 'logits', 1)), got "
+            f"{type(objective).__name__} without {', '.join(missing)}"
+        )
+    per_sub = [_as_mask_array(m) for m in objective.masks]
+    index_lists = [range(m.shape[0]) for m in per_sub]
+    combos = list(itertools.product(*index_lists))
+    masks = tuple(np.stack([per_sub[i][combo[i]] for combo in combos]) for i in range(len(per_sub)))
+    names = tuple(" & ".join(parts) for parts in itertools.product(*objective.names))
+    return CompiledObjective(
+        model=objective.model,
+        outputs=tuple(objective.layers),
+        funcs=tuple(objective.funcs),
+        masks=masks,
+        multipliers=np.asarray(objective.multipliers, dtype=np.float32).reshape(-1),
+        names=names,
+    )
+
+
+def _per_crop(func: LossFn, outputs: tf.Tensor, masks: tf.Tensor) -> tf.Tensor:
+    """Evaluate ``func`` on each crop alone: ``(B,)`` values.
+
+    The loss is vectorised over the crops (``tf.vectorized_map``), each call seeing a batch of
+    one, so that no crop's score depends on another's even for losses that reduce over the
+    batch axis (Xplique's ``dot_cossim`` sums its dot product over the whole batch).
+    """
+
+    def single(pair: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        value = func(pair[0][None], pair[1][None])
+        return tf.reduce_mean(value)
+
+    return tf.vectorized_map(single, (outputs, masks))
+
+
+def per_image_losses(
+    compiled: CompiledObjective,
+    outputs: Sequence[tf.Tensor],
+    masks: Sequence[tf.Tensor],
+    multipliers: tf.Tensor,
+    nb_images: int,
+    nb_views: int,
+) -> tf.Tensor:
+    """Objective value of each image: ``sum_i multipliers[i] * mean over its crops of loss_i``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    outputs
+        Layer outputs for all crops, one tensor ``(nb_images * nb_views, ...)`` per sub-objective.
+    masks
+        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective.
+    multipliers
+        ``(n_sub,)`` factors.
+    nb_images, nb_views
+        Images in the batch and crops per image.
+
+    Returns
+    -------
+    values
+        ``(nb_images,)`` float32.
+    """
+    total = tf.zeros((nb_images,), tf.float32)
+    for i, (func, output, mask) in enumerate(zip(compiled.funcs, outputs, masks, strict=True)):
+        output = tf.cast(output, tf.float32)
+        mask = tf.repeat(tf.cast(mask, tf.float32), nb_views, axis=0)
+        values = tf.reshape(_per_crop(func, output, mask), (nb_images, nb_views))
+        total += multipliers[i] * tf.reduce_mean(values, axis=1)
+    return total

@@ -1,0 +1,44 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def build_tiny_cnn(size: int = 32, channels: int = 3, seed: int = 0) -> keras.Model:
+    """A small random CNN with named layers, for fast engine tests."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((size, size, channels), name="image")
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inputs)
+    x = keras.layers.Activation("relu", name="relu1")(x)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv2")(x)
+    x = keras.layers.Activation("tanh", name="act2")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dense(16, name="dense")(x)
+    outputs = keras.layers.Dense(10, name="logits")(x)
+    return keras.Model(inputs, outputs, name="tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> keras.Model:
+    return build_tiny_cnn()
+
+
+@pytest.fixture(scope="session")
+def gray_model() -> keras.Model:
+    return build_tiny_cnn(channels=1, seed=1)
+
+
+FAST = dict(nb_steps=4, nb_crops=2, custom_shape=(48, 48), seed=0)
+
+
+@pytest.fixture
+def fast_settings() -> dict:
+    return dict(FAST)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

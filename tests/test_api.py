@@ -1,0 +1,182 @@
+import numpy as np
+import pytest
+from xplique.features_visualizations import Objective
+
+import maco_tf
+
+
+def test_dropin_single_objective_returns_xplique_shapes(tiny_model):
+    image, transparency = maco_tf.maco(
+        Objective.neuron(tiny_model, "logits", 3),
+        nb_steps=3,
+        nb_crops=2,
+        custom_shape=(40, 40),
+        seed=0,
+    )
+    assert image.shape == (40, 40, 3) and transparency.shape == (40, 40, 3)
+    assert isinstance(image, np.ndarray)
+    assert image.min() >= -1 and image.max() <= 1
+
+
+def test_positional_arguments_match_xplique(tiny_model):
+    import inspect
+
+    from xplique.features_visualizations import maco as xplique_maco
+
+    ours = list(inspect.signature(maco_tf.maco).parameters)
+    theirs = list(inspect.signature(xplique_maco).parameters)
+    assert ours[: len(theirs)] == theirs
+    for name in theirs[1:]:
+        assert (
+            inspect.signature(maco_tf.maco).parameters[name].default
+            == inspect.signature(xplique_maco).parameters[name].default
+        )
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda m: Objective.neuron(m, "logits", [1, 2, 3]),
+        lambda m: Objective.channel(m, "conv1", [0, 4]),
+        lambda m: Objective.layer(m, "conv2"),
+        lambda m: Objective.direction(
+            m, "dense", [np.ones(16, np.float32), np.linspace(-1, 1, 16).astype(np.float32)]
+        ),
+        lambda m: Objective.neuron(m, "logits", [1, 2]) * 2 + Objective.channel(m, "conv1", 3),
+        lambda m: Objective.layer(m, "conv2") - Objective.neuron(m, "logits", [0, 5]) * 0.5,
+    ],
+    ids=["neuron", "channel", "layer", "direction", "sum", "difference"],
+)
+def test_xplique_objectives(tiny_model, build):
+    objective = build(tiny_model)
+    _, _, names, input_shape = objective.compile()
+    images, transparency = maco_tf.maco(
+        objective, nb_steps=3, nb_crops=2, custom_shape=(32, 32), seed=0
+    )
+    n = input_shape[0]
+    expected = (n, 32, 32, 3) if n > 1 else (32, 32, 3)
+    assert images.shape == expected and transparency.shape == expected
+    assert np.all(np.isfinite(images))
+
+
+def test_visualization_result(tiny_model):
+    result = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [0, 1]),
+        nb_steps=5,
+        nb_crops=2,
+        custom_shape=None,
+        seed=4,
+    )
+    assert result.images.shape == (2, 32, 32, 3)  # custom_shape=None: the model input size
+    assert result.names == ("Neuron#logits_0", "Neuron#logits_1")
+    assert result.loss_history.shape == (5, 2) and result.objective_values.shape == (2,)
+    assert result.seed == 4 and result.method == "maco"
+    assert (
+        maco_tf.visualize(
+            Objective.neuron(tiny_model, "logits", 0), nb_steps=1, nb_crops=1, custom_shape=None
+        ).seed
+        >= 0
+    )
+
+
+def test_plot_maco_accepts_the_output(tiny_model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xplique.plots import plot_maco
+
+    image, transparency = maco_tf.maco(
+        Objective.neuron(tiny_model, "logits", 1),
+        nb_steps=2,
+        nb_crops=1,
+        custom_shape=(32, 32),
+        seed=0,
+    )
+    plot_maco(image, transparency)
+
+
+def test_user_optimizer_is_not_mutated(tiny_model):
+    import keras
+
+    optimizer = keras.optimizers.Adam(0.3)
+    maco_tf.maco(
+        Objective.neuron(tiny_model, "logits", 1),
+        optimizer,
+        nb_steps=2,
+        nb_crops=1,
+        custom_shape=(32, 32),
+        seed=0,
+    )
+    assert not optimizer.built
+
+
+def test_grayscale_with_dataset(gray_model, rng):
+    dataset = rng.uniform(-1, 1, size=(4, 32, 32, 1)).astype(np.float32)
+    image, _ = maco_tf.maco(
+        Objective.neuron(gray_model, "logits", 0),
+        maco_dataset=dataset,
+        nb_steps=2,
+        nb_crops=1,
+        custom_shape=(32, 32),
+        seed=0,
+    )
+    assert image.shape == (32, 32, 1)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(values_range=(1, -1)), "reversed"),
+        (dict(values_range=(0, 0)), "empty"),
+        (dict(values_range=(0,)), "two numbers"),
+        (dict(nb_steps=0), "nb_steps"),
+        (dict(nb_crops=-1), "nb_crops"),
+        (dict(custom_shape=(16, 64)), "smaller than the model input"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(box_size=2.0), "box_size"),
+    ],
+)
+def test_bad_settings(tiny_model, kwargs, match):
+    with pytest.raises(maco_tf.InvalidSettingError, match=match):
+        maco_tf.maco(Objective.neuron(tiny_model, "logits", 0), **{"nb_steps": 2, **kwargs})
+
+
+def test_grayscale_without_dataset(gray_model):
+    with pytest.raises(maco_tf.SpectrumError, match="maco_dataset"):
+        maco_tf.maco(Objective.neuron(gray_model, "logits", 0), nb_steps=2)
+
+
+def test_dataset_with_wrong_channels(gray_model, rng):
+    with pytest.raises(maco_tf.SpectrumError, match="channel"):
+        maco_tf.maco(
+            Objective.neuron(gray_model, "logits", 0),
+            maco_dataset=rng.uniform(size=(2, 32, 32, 3)),
+            nb_steps=2,
+        )
+
+
+def test_model_without_image_input():
+    import keras
+
+    inputs = keras.Input((20,))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="out")(inputs))
+    with pytest.raises(maco_tf.IncompatibleModelError, match="images"):
+        maco_tf.maco(Objective.neuron(model, "out", 0), nb_steps=2)
+
+
+def test_not_an_objective():
+    with pytest.raises(TypeError, match="Objective"):
+        maco_tf.maco("logits", nb_steps=2)
+
+
+def test_nan_gradients_are_skipped_and_reported(fast_settings):
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Lambda(lambda t: keras.ops.log(t - 10.0), name="nan")(x)  # log(<0) = NaN
+    model = keras.Model(inputs, x)
+    with pytest.warns(maco_tf.DeadObjectiveWarning, match="NaN"):
+        result = maco_tf.visualize(Objective.neuron(model, "nan", 0), **fast_settings)
+    assert result.nonfinite_steps.tolist() == [fast_settings["nb_steps"]]
+    assert np.all(np.isfinite(result.images))

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maco_tf.augment import (
+    box_size_schedule,
+    crop_and_resize,
+    noise_schedule,
+    random_crops,
+)
+from maco_tf.errors import InvalidSettingError
+
+
+def test_default_schedules():
+    boxes = box_size_schedule(None, 10)
+    np.testing.assert_allclose(boxes[[0, -1]], [0.5, 0.05], rtol=1e-6)
+    assert np.all(np.diff(boxes) < 0)
+    np.testing.assert_allclose(noise_schedule(0.08, 5), 0.08)
+    np.testing.assert_allclose(noise_schedule(None, 3), [1.0, 0.01, 1e-4], rtol=1e-5)
+
+
+def test_callable_and_array_schedules():
+    np.testing.assert_allclose(box_size_schedule(lambda i: 0.1 * (i + 1), 3), [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(noise_schedule(np.array([0.1, 0.2]), 2), [0.1, 0.2])
+    np.testing.assert_allclose(box_size_schedule(0.3, 4), 0.3)
+
+
+def test_bad_schedules():
+    with pytest.raises(InvalidSettingError, match=r"\(0, 1\]"):
+        box_size_schedule(1.5, 3)
+    with pytest.raises(InvalidSettingError, match="one per step"):
+        box_size_schedule([0.2, 0.3], 3)
+    with pytest.raises(InvalidSettingError, match="callable failed"):
+        noise_schedule(lambda i: 1 / 0, 3)
+    with pytest.raises(InvalidSettingError, match=">= 0"):
+        noise_schedule(-0.1, 3)
+
+
+def test_gather_crops_match_tensorflow(rng):
+    images = tf.constant(rng.normal(size=(2, 40, 30, 3)).astype(np.float32))
+    centers = rng.uniform(0.1, 0.9, size=(12, 2))
+    sides = rng.uniform(0.05, 1.0, size=(12, 1))
+    boxes = tf.constant(np.concatenate([centers - sides / 2, centers + sides / 2], 1), tf.float32)
+    indices = tf.constant(rng.integers(0, 2, 12), tf.int32)
+    for size in [(8, 8), (5, 11), (1, 1)]:
+        expected = tf.image.crop_and_resize(images, boxes, indices, size)
+        np.testing.assert_allclose(
+            crop_and_resize(images, boxes, indices, size), expected, atol=1e-4
+        )
+
+
+def _crops(images, seeds, step=3, xla=False):
+    return random_crops(
+        tf.constant(images),
+        0.4,
+        0.1,
+        4,
+        (8, 8),
+        tf.constant(seeds, tf.int64),
+        tf.constant(step),
+        xla_friendly=xla,
+    ).numpy()
+
+
+def test_crops_are_per_image_and_reproducible(rng):
+    images = rng.normal(size=(3, 24, 24, 3)).astype(np.float32)
+    crops = _crops(images, [11, 12, 13])
+    assert crops.shape == (12, 8, 8, 3)
+    again = _crops(images, [11, 12, 13])
+    np.testing.assert_array_equal(crops, again)
+    alone = _crops(images[2:], [13])
+    np.testing.assert_allclose(crops[8:], alone, atol=1e-6)  # independent of batch mates
+    assert not np.allclose(_crops(images, [11, 12, 13], step=4), crops)
+    np.testing.assert_allclose(_crops(images, [11, 12, 13], xla=True), crops, atol=1e-4)

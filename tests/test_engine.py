@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+from xplique.features_visualizations import Objective
+
+import maco_tf
+from maco_tf.engine import LoopCache
+
+
+def _loops(cache):
+    return [entry[1] for entry in cache._entries.values()]
+
+
+def test_traced_once_and_reused(tiny_model, fast_settings):
+    cache = LoopCache()
+    for unit in ([0, 1], [2, 3], [4, 5]):
+        maco_tf.visualize(
+            Objective.neuron(tiny_model, "logits", unit), cache=cache, **fast_settings
+        )
+    # longer runs reuse the same trace: steps and schedules are tensors
+    maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [0, 1]),
+        cache=cache,
+        **{**fast_settings, "nb_steps": 11, "box_size": 0.3},
+    )
+    loops = _loops(cache)
+    assert len(loops) == 1
+    assert loops[0].trace_count == 1
+
+
+def test_same_seed_same_images(tiny_model, fast_settings):
+    objective = Objective.neuron(tiny_model, "logits", [0, 7])
+    first = maco_tf.visualize(objective, **fast_settings)
+    second = maco_tf.visualize(objective, **fast_settings)
+    np.testing.assert_allclose(first.images, second.images, atol=1e-4)
+    third = maco_tf.visualize(objective, **{**fast_settings, "seed": 1})
+    assert np.abs(first.images - third.images).max() > 0.05
+
+
+def test_images_of_a_batch_are_independent(tiny_model, fast_settings):
+    """An image does not depend on its batch mates, nor on the chunking."""
+    together = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [3, 8, 9]), batch_size=3, **fast_settings
+    )
+    chunked = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [3, 8, 9]), batch_size=2, **fast_settings
+    )
+    alone = maco_tf.visualize(Objective.neuron(tiny_model, "logits", [3]), **fast_settings)
+    np.testing.assert_allclose(together.images, chunked.images, atol=1e-3)
+    np.testing.assert_allclose(together.images[0], alone.images[0], atol=1e-3)
+    np.testing.assert_allclose(
+        together.transparency[0], alone.transparency[0], rtol=1e-3, atol=1e-6
+    )
+    other = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [3, 1, 2]), batch_size=3, **fast_settings
+    )
+    np.testing.assert_allclose(other.images[0], together.images[0], atol=1e-3)
+
+
+def test_objective_increases(tiny_model):
+    result = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [2, 5]),
+        nb_steps=40,
+        nb_crops=4,
+        custom_shape=(48, 48),
+        seed=0,
+    )
+    history = result.loss_history
+    assert history.shape == (40, 2)
+    assert np.all(history[-5:].mean(0) > history[:5].mean(0))
+    assert np.all(result.transparency >= 0) and np.all(result.transparency.sum((1, 2, 3)) > 0)
+
+
+@pytest.mark.parametrize("method", ["fourier", "pixel"])
+def test_baselines_share_the_loop(tiny_model, fast_settings, method):
+    result = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", [0, 1]), method=method, **fast_settings
+    )
+    assert result.images.shape == (2, 48, 48, 3) and result.method == method
+
+
+def test_xla_loop_is_reproducible_and_optimises(tiny_model, fast_settings):
+    # XLA draws other random numbers than graph mode for the same seed (see maco_tf.augment),
+    # so XLA is compared with itself, and checked to optimise like graph mode
+    objective = Objective.neuron(tiny_model, "logits", [1, 2])
+    settings = {**fast_settings, "nb_steps": 24}
+    graph = maco_tf.visualize(objective, **settings)
+    xla = maco_tf.visualize(objective, jit_compile=True, **settings)
+    again = maco_tf.visualize(objective, jit_compile=True, **settings)
+    np.testing.assert_allclose(xla.images, again.images, atol=1e-4)
+    for run in (graph, xla):
+        assert np.all(run.loss_history[-4:].mean(0) > run.loss_history[:4].mean(0))
+
+
+def test_whole_image_mode(tiny_model, fast_settings):
+    result = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", 0), **{**fast_settings, "nb_crops": 0}
+    )
+    assert result.images.shape == (1, 48, 48, 3)
+
+
+def test_dead_unit_is_reported(fast_settings):
+    import keras
+
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(
+        2,
+        3,
+        kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant(-1.0),
+        activation="relu",
+        name="dead",
+    )(inputs)  # noqa: E501
+    model = keras.Model(inputs, x)
+    with pytest.warns(maco_tf.DeadObjectiveWarning, match="zero gradients"):
+        result = maco_tf.visualize(Objective.channel(model, "dead", 0), **fast_settings)
+    assert result.dead.tolist() == [True]

@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from maco_tf.parameterization import (
+    FourierParameterization,
+    MacoParameterization,
+    PixelParameterization,
+)
+from maco_tf.spectrum import imagenet_magnitude
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (48, 62), (33, 45)])
+def test_maco_spectrum_magnitude_is_the_target(shape):
+    """Before colour mixing and sigmoid, |FFT| of the image is the target magnitude / std."""
+    height, width = shape
+    magnitude = imagenet_magnitude(height, width)
+    param = MacoParameterization(magnitude, (height, width, 3), (-1, 1))
+    phase = param.initial_params(seed=3, indices=[0, 1])
+    spatial = param.spatial(tf.constant(phase)).numpy()  # standardised, decorrelated basis
+    spectra = np.abs(np.fft.rfft2(np.moveaxis(spatial, -1, 1), axes=(-2, -1)))
+    # frequencies the real inverse FFT leaves free: columns strictly between DC and Nyquist
+    last = width // 2 if width % 2 == 0 else width // 2 + 1
+    free = (slice(None), slice(None), slice(1, last))
+    for i in range(2):
+        target = magnitude[free]
+        scale = np.median(spectra[i][free] / target)  # 1 / std of the image before scaling
+        np.testing.assert_allclose(
+            spectra[i][free] / scale, target, rtol=1e-2, atol=1e-5 * target.max()
+        )
+    # the phase, not the magnitude, carries the image: two seeds give different images
+    assert np.abs(spatial[0] - spatial[1]).mean() > 0.1
+
+
+def test_only_phase_is_trainable_and_images_in_range():
+    magnitude = imagenet_magnitude(32, 32)
+    param = MacoParameterization(magnitude, (32, 32, 3), (0, 255))
+    assert param.param_shape == (3, 32, 17)
+    phase = tf.Variable(param.initial_params(0, [0]))
+    with tf.GradientTape() as tape:
+        images = param.to_images(phase)
+        loss = tf.reduce_sum(images[..., 0])
+    grad = tape.gradient(loss, phase)
+    assert grad is not None and np.any(grad.numpy() != 0)
+    assert images.shape == (1, 32, 32, 3)
+    assert images.numpy().min() >= 0 and images.numpy().max() <= 255
+    assert param.buffers()["magnitude"] is param.magnitude  # the magnitude is a fixed buffer
+
+
+def test_initial_params_depend_on_seed_and_index_only():
+    param = MacoParameterization(imagenet_magnitude(16, 16), (16, 16, 3), (-1, 1))
+    batch = param.initial_params(7, [0, 1, 2])
+    alone = param.initial_params(7, [2])
+    np.testing.assert_array_equal(batch[2], alone[0])
+    assert not np.allclose(param.initial_params(8, [0])[0], batch[0])
+
+
+def test_magnitude_shape_is_checked():
+    with pytest.raises(ValueError, match="expected"):
+        MacoParameterization(np.ones((3, 16, 9)), (16, 20, 3), (-1, 1))
+
+
+@pytest.mark.parametrize("cls", [FourierParameterization, PixelParameterization])
+def test_baselines_produce_valid_images(cls):
+    param = cls((24, 30, 3), (-1, 1))
+    images = param.to_images(tf.constant(param.initial_params(0, [0, 1]))).numpy()
+    assert images.shape == (2, 24, 30, 3)
+    assert images.min() >= -1 and images.max() <= 1
+
+
+def test_grayscale_maco_has_no_colour_mixing():
+    magnitude = np.ones((1, 16, 9), np.float32)
+    param = MacoParameterization(magnitude, (16, 16, 1), (0, 1))
+    images = param.to_images(tf.constant(param.initial_params(0, [0]))).numpy()
+    expected = 1 / (1 + np.exp(-param.spatial(tf.constant(param.initial_params(0, [0]))).numpy()))
+    np.testing.assert_allclose(images, expected, atol=1e-6)
