@@ -1,0 +1,35 @@
+"""Offline models and ImageNet metadata: EfficientNet-Lite0, a safe checkpoint reader, classes."""
+
+from .checkpoint import CheckpointError, UnsafeCheckpointError, load_torch_state_dict
+from .efficientnet_lite import (
+    EFFICIENTNET_LITE0_SPEC,
+    ModelSpec,
+    build_efficientnet_lite0,
+    load_efficientnet_lite0,
+)
+from .imagenet import (
+    AmbiguousClassError,
+    ClassIndexError,
+    ImageNetClassError,
+    ImageNetClasses,
+    UnknownClassError,
+    get_imagenet_classes,
+    resolve_classes,
+)
+
+__all__ = [
+    "EFFICIENTNET_LITE0_SPEC",
+    "AmbiguousClassError",
+    "CheckpointError",
+    "ClassIndexError",
+    "ImageNetClassError",
+    "ImageNetClasses",
+    "ModelSpec",
+    "UnknownClassError",
+    "UnsafeCheckpointError",
+    "build_efficientnet_lite0",
+    "get_imagenet_classes",
+    "load_efficientnet_lite0",
+    "load_torch_state_dict",
+    "resolve_classes",
+]
