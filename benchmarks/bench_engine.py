@@ -1,0 +1,227 @@
+"""Engine speed and memory: maco_tf.maco vs Xplique's maco vs the bare model (the floor).
+
+All timings come from one process, interleaved in rounds (median per variant), on the same
+model, crops and image size, so the printed *ratios* hold on a noisy machine. Peak memory is
+measured per variant in a fresh subprocess (peak RSS on CPU, TensorFlow's peak on GPU).
+
+    python benchmarks/bench_engine.py                      # EfficientNet-Lite0, 16 crops, 512²
+    python benchmarks/bench_engine.py --steps 6 --rounds 2  # quicker
+    python benchmarks/bench_engine.py --objectives 1,4,8     # per-image cost vs batch size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+
+def build(args):
+    from xplique.features_visualizations import Objective
+
+    from maco_tf.zoo import load_efficientnet_lite0
+
+    model = load_efficientnet_lite0()
+    return model, Objective
+
+
+def objective_for(model, objective_cls, count):
+    return objective_cls.neuron(
+        model, "logits", list(range(100, 100 + count)) if count > 1 else 967
+    )
+
+
+def time_xplique(model, objective_cls, args, steps):
+    from xplique.features_visualizations import maco as xplique_maco
+
+    objective = objective_for(model, objective_cls, 1)
+    start = time.perf_counter()
+    xplique_maco(
+        objective,
+        nb_steps=steps,
+        nb_crops=args.crops,
+        custom_shape=(args.size, args.size),
+        values_range=(0, 255),
+    )
+    return time.perf_counter() - start
+
+
+def time_ours(model, objective_cls, args, steps, count=1, jit=False):
+    import maco_tf
+
+    objective = objective_for(model, objective_cls, count)
+    start = time.perf_counter()
+    maco_tf.maco(
+        objective,
+        nb_steps=steps,
+        nb_crops=args.crops,
+        custom_shape=(args.size, args.size),
+        values_range=(0, 255),
+        seed=0,
+        batch_size=count,
+        jit_compile=jit,
+    )
+    return time.perf_counter() - start
+
+
+def make_floor(model, args):
+    crops = tf.random.uniform((args.crops, 224, 224, 3), 0, 255)
+    mask = tf.one_hot([967] * args.crops, 1000)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_mean(model(x, training=False) * mask)
+        return tape.gradient(loss, x)
+
+    def run(steps):
+        step(crops)  # traced once
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(crops).numpy()
+        return time.perf_counter() - start
+
+    return run
+
+
+def per_step(timer, steps):
+    """Per-step time with the first call (tracing, set-up) removed: (T(2+n) - T(2)) / n."""
+    return (timer(2 + steps) - timer(2)) / steps
+
+
+def current_rss_mb():
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def memory_child(variant, args):
+    import threading
+
+    model, objective_cls = build(args)
+    base = current_rss_mb()
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], current_rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if variant == "xplique":
+        time_xplique(model, objective_cls, args, 3)
+    elif variant == "floor":
+        make_floor(model, args)(3)
+    else:
+        time_ours(model, objective_cls, args, 3, jit=variant == "maco_tf_xla")
+    done.set()
+    sampler.join()
+    peak = peak[0]
+    gpu = None
+    if tf.config.list_physical_devices("GPU"):
+        gpu = tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+    print(json.dumps({"rss_peak_mb": peak, "rss_growth_mb": peak - base, "gpu_peak_mb": gpu}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crops", type=int, default=16)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--objectives", default="1,4", help="batch sizes for the per-image table")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args.memory_child, args)
+        return
+
+    model, objective_cls = build(args)
+    device = "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{device}; TF {tf.__version__}; EfficientNet-Lite0, {args.crops} crops, "
+        f"{args.size}x{args.size} image, {args.steps} steps x {args.rounds} rounds"
+    )
+    floor = make_floor(model, args)
+    variants = {
+        "floor (model fwd+bwd)": lambda n: floor(n),
+        "xplique.maco": lambda n: per_step(
+            lambda s: time_xplique(model, objective_cls, args, s), n
+        ),
+        "maco_tf.maco": lambda n: per_step(lambda s: time_ours(model, objective_cls, args, s), n),
+        "maco_tf.maco jit": lambda n: per_step(
+            lambda s: time_ours(model, objective_cls, args, s, jit=True), n
+        ),
+    }
+    samples = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, run in variants.items():
+            value = run(args.steps)
+            samples[name].append(value / args.steps if name.startswith("floor") else value)
+    med = {name: statistics.median(v) for name, v in samples.items()}
+    base = med["floor (model fwd+bwd)"]
+    print(f"\n{'variant':28s} {'s/step':>8s} {'x floor':>8s} {'x xplique':>10s}")
+    for name, value in med.items():
+        print(f"{name:28s} {value:8.3f} {value / base:8.2f} {value / med['xplique.maco']:10.2f}")
+    print(
+        f"\nmaco_tf overhead over the floor: {100 * (med['maco_tf.maco'] / base - 1):+.1f}% "
+        f"(xplique: {100 * (med['xplique.maco'] / base - 1):+.1f}%)"
+    )
+
+    counts = [int(c) for c in args.objectives.split(",")]
+    print(f"\n{'objectives per loop':20s} {'s/step':>8s} {'s/step/image':>13s}")
+    for count in counts:
+        value = statistics.median(
+            per_step(
+                lambda s, c=count: time_ours(model, objective_cls, args, s, count=c), args.steps
+            )
+            for _ in range(max(1, args.rounds - 1))
+        )
+        print(f"{count:<20d} {value:8.3f} {value / count:13.3f}")
+
+    if not args.no_memory:
+        print(
+            f"\n{'variant (fresh process)':28s} {'peak RSS MB':>12s} "
+            f"{'growth MB':>10s} {'GPU peak MB':>12s}"
+        )
+        for variant in ["floor", "xplique", "maco_tf", "maco_tf_xla"]:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--memory-child",
+                    variant,
+                    "--crops",
+                    str(args.crops),
+                    "--size",
+                    str(args.size),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            stats = json.loads(out.stdout.strip().splitlines()[-1])
+            gpu = "-" if stats["gpu_peak_mb"] is None else f"{stats['gpu_peak_mb']:.0f}"
+            print(
+                f"{variant:28s} {stats['rss_peak_mb']:12.0f} "
+                f"{stats['rss_growth_mb']:10.0f} {gpu:>12s}"
+            )
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=3)
+    main()

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project's virtual environment and install maco_tf with its dev tools.
+# Usage: bash scripts/setup.sh            (venv in .venv; MACO_TF_VENV=path to change it)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${MACO_TF_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+fi
+stamp="$venv/.maco_tf_setup"
+want="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    "$venv/bin/python" -m pip install -q -e ".[dev]"
+    echo "$want" > "$stamp"
+fi

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Install if needed, lint, and run the whole test suite on the CPU (extra args go to pytest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+venv="${MACO_TF_VENV:-.venv}"
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}"
+"$venv/bin/ruff" check maco_tf tests benchmarks
+"$venv/bin/python" -m pytest -q "$@"
