@@ -23,6 +23,10 @@ from .spectrum import spectrum_shape
 
 _EPS = 1e-5
 
+#: Spread (standard deviation) of the standardised MACO phase, in radians.
+PHASE_SPREAD = float(np.pi)
+
+
 
 def _standardize(tensor: tf.Tensor) -> tf.Tensor:
     """Zero mean, unit standard deviation per batch item (over all other axes)."""
@@ -98,8 +102,9 @@ class Parameterization(ABC):
 class MacoParameterization(Parameterization):
     """MACO: the image is the inverse FFT of ``magnitude * exp(i * phase)``; only the phase trains.
 
-    Synthesis, per image: standardise the phase, build the spectrum with the fixed magnitude,
-    inverse real FFT, standardise the image, mix colours (RGB), sigmoid into ``values_range``.
+    Synthesis, per image: standardise the phase (spread pi), build the spectrum with the fixed
+    magnitude, inverse real FFT, standardise the image, mix colours (RGB), sigmoid into
+    ``values_range``.
 
     Parameters
     ----------
@@ -109,8 +114,6 @@ class MacoParameterization(Parameterization):
         ``(H, W, C)``; must agree with the magnitude.
     values_range
         ``(low, high)`` range of the model's inputs.
-    phase_std
-        Standard deviation of the random initial phase.
     """
 
     name = "maco"
@@ -120,7 +123,6 @@ class MacoParameterization(Parameterization):
         magnitude: np.ndarray,
         image_shape: Sequence[int],
         values_range: tuple[float, float],
-        phase_std: float = 1.0,
     ):
         super().__init__(image_shape, values_range)
         height, width, channels = self.image_shape
@@ -129,7 +131,6 @@ class MacoParameterization(Parameterization):
         if magnitude.shape != expected:
             raise ValueError(f"magnitude has shape {magnitude.shape}, expected {expected}")
         self.magnitude = magnitude
-        self.phase_std = float(phase_std)
         self._bound = {"magnitude": tf.constant(magnitude)}
 
     @property
@@ -138,10 +139,10 @@ class MacoParameterization(Parameterization):
         return self.magnitude.shape
 
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
-        """Gaussian random phases, one generator per image index."""
+        """Gaussian phases of spread ``PHASE_SPREAD``, one generator per image index."""
         return np.stack(
             [
-                image_seed(seed, i).normal(scale=self.phase_std, size=self.param_shape)
+                image_seed(seed, i).normal(scale=PHASE_SPREAD, size=self.param_shape)
                 for i in indices
             ]
         ).astype(np.float32)
@@ -151,8 +152,16 @@ class MacoParameterization(Parameterization):
         return {"magnitude": self.magnitude}
 
     def spectrum(self, params: tf.Tensor) -> tf.Tensor:
-        """Complex spectra ``(N, C, H, W // 2 + 1)`` with the fixed magnitude."""
-        phase = _standardize(params)
+        """Complex spectra ``(N, C, H, W // 2 + 1)`` with the fixed magnitude.
+
+        As in the reference implementation, the phase is standardised per image at every step
+        (which keeps the optimizer's steps relative to the phases' spread), but then scaled to
+        a spread of ``PHASE_SPREAD`` (pi) instead of 1: with unit spread,
+        ``E[cos(phase)] = exp(-1/2)``, the frequencies line up at the origin and every image
+        gets a bright spike at pixel (0, 0), i.e. in its four corners; with pi it is
+        ``exp(-pi**2 / 2)``, below 1 %.
+        """
+        phase = _standardize(params) * PHASE_SPREAD
         magnitude = self._bound["magnitude"][None]
         return tf.complex(tf.cos(phase) * magnitude, tf.sin(phase) * magnitude)
 
