@@ -21,6 +21,8 @@ from .errors import (
     SpectrumError,
     UnknownLayerError,
 )
+from .layers import layer_output, layer_paths
+from .models import LoadedModel, load_model
 from .render import heatmap, importance, save_png, save_visualization, to_rgba, to_uint8
 
 __version__ = "0.1.0"
@@ -28,6 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DeadObjectiveWarning",
     "IncompatibleModelError",
+    "LoadedModel",
     "InvalidSettingError",
     "MacoError",
     "SpectrumError",
@@ -38,6 +41,9 @@ __all__ = [
     "fourier",
     "heatmap",
     "importance",
+    "layer_output",
+    "layer_paths",
+    "load_model",
     "maco",
     "pixel",
     "save_png",

@@ -124,6 +124,7 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             Image.fromarray(array).save(handle, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp creates private files; a PNG is for everyone to open
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,240 @@
+"""Address any layer of a Keras model, including layers inside nested models.
+
+A backbone used as one layer of a bigger model (``keras.Sequential([MobileNetV2(...), ...])``
+or ``x = backbone(x)`` in a functional model) hides its own layers from the outer model:
+``outer.get_layer("block_13_expand_relu")`` fails, and the inner layer's ``output`` lives in the
+backbone's own graph, not connected to ``outer.inputs``. Here such a layer is addressed by a
+*path*, ``"mobilenetv2_1.00_224/block_13_expand_relu"``, and its output is rebuilt in the outer
+graph: the sub-model ``keras.Model(inner.inputs, inner_layer.output)`` is called on the tensor
+that feeds the backbone in the outer model. The sub-model shares the backbone's weights.
+
+Keras 3 forbids ``/`` in layer names, so the separator is unambiguous.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import keras
+
+from .errors import IncompatibleModelError, UnknownLayerError, format_suggestions, suggest
+
+__all__ = ["PATH_SEPARATOR", "find_layer", "layer_output", "layer_paths"]
+
+#: Separator between the names of a layer path.
+PATH_SEPARATOR = "/"
+
+_INDEX_RE = re.compile(r"[+-]?\d+")
+
+
+def _is_model(layer: object) -> bool:
+    """True for a model (functional or Sequential) whose own layers can be addressed."""
+    return isinstance(layer, keras.Model) and bool(getattr(layer, "layers", None))
+
+
+def _walk_paths(model: keras.Model, prefix: str) -> Iterator[str]:
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        yield path
+        if _is_model(layer):
+            yield from _walk_paths(layer, path + PATH_SEPARATOR)
+
+
+def layer_paths(model: keras.Model) -> list[str]:
+    """Every addressable layer path of ``model``, in layer order, nested models expanded.
+
+    Parameters
+    ----------
+    model
+        A Keras model.
+
+    Returns
+    -------
+    paths
+        E.g. ``["input_layer", "mobilenetv2_1.00_224", "mobilenetv2_1.00_224/Conv1", ...]``.
+    """
+    return list(_walk_paths(model, ""))
+
+
+def _model_inputs(model: keras.Model) -> list:
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):
+        inputs = None
+    if not inputs:
+        raise IncompatibleModelError(
+            f"model {model.name!r} has no defined inputs (is it a Sequential model without "
+            f"keras.Input?); build it on an input, e.g. keras.Input((224, 224, 3))"
+        )
+    return list(inputs)
+
+
+def _unknown(model: keras.Model, root: keras.Model, name: str, path: str) -> UnknownLayerError:
+    """Error for a name missing from ``model``, suggesting full paths of ``root``."""
+    where = f"model {model.name!r}"
+    if path != name:
+        where += f" (in path {path!r})"
+    candidates = layer_paths(root)
+    suggestions = list(dict.fromkeys(suggest(path, candidates) + suggest(name, candidates)))
+    suggestions = suggestions[:5]
+    return UnknownLayerError(f"unknown layer {name!r} in {where}{format_suggestions(suggestions)}")
+
+
+def _get_by_index(model: keras.Model, index: int) -> keras.layers.Layer:
+    count = len(model.layers)
+    if not -count <= index < count:
+        raise UnknownLayerError(
+            f"layer index {index} out of range for model {model.name!r} with {count} layers "
+            f"(valid: {-count} to {count - 1})"
+        )
+    return model.layers[index]
+
+
+def _get_by_name(model: keras.Model, name: str, root: keras.Model, path: str) -> keras.layers.Layer:
+    for layer in model.layers:
+        if layer.name == name:
+            return layer
+    if _INDEX_RE.fullmatch(name.strip()):
+        return _get_by_index(model, int(name))
+    raise _unknown(model, root, name, path)
+
+
+def _split(layer: str | int) -> list[str | int]:
+    if isinstance(layer, bool):
+        raise TypeError(f"layer must be a name, a path or an int index, not {layer!r}")
+    if isinstance(layer, int):
+        return [layer]
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a name, a path or an int index, not {type(layer).__name__}")
+    parts = layer.split(PATH_SEPARATOR)
+    if not layer or any(not part for part in parts):
+        raise UnknownLayerError(
+            f"invalid layer path {layer!r}: give names separated by {PATH_SEPARATOR!r}, "
+            f"e.g. 'mobilenetv2_1.00_224/block_13_expand_relu'"
+        )
+    return parts
+
+
+def find_layer(model: keras.Model, layer: str | int) -> list[keras.layers.Layer]:
+    """The chain of layers a path goes through, outermost first; the last one is the target.
+
+    Parameters
+    ----------
+    model
+        The model to search.
+    layer
+        A layer name, an index into ``model.layers`` (an int or a numeric string that is not a
+        layer name), or a path ``"nested_model/inner_layer"`` (any depth).
+
+    Returns
+    -------
+    chain
+        ``[outer_layer, ..., target_layer]``; every layer but the last is a nested model.
+
+    Raises
+    ------
+    UnknownLayerError
+        For a name that is not in the model (with close names), an index out of range, or a
+        path going through a layer that is not a model.
+    """
+    chain: list[keras.layers.Layer] = []
+    current = model
+    parts = _split(layer)
+    for depth, part in enumerate(parts):
+        path = PATH_SEPARATOR.join(str(p) for p in parts[: depth + 1])
+        if isinstance(part, int):
+            found = _get_by_index(current, part)
+        else:
+            found = _get_by_name(current, part, model, path)
+        chain.append(found)
+        if depth < len(parts) - 1 and not _is_model(found):
+            raise UnknownLayerError(
+                f"layer {path!r} of model {model.name!r} is a {type(found).__name__}, not a "
+                f"nested model, so it has no layer {parts[depth + 1]!r}"
+            )
+        current = found
+    return chain
+
+
+def _graph_nodes(model: keras.Model) -> dict[int, list]:
+    """Nodes of ``model``'s graph, by operation id, found walking back from its outputs."""
+    nodes: dict[int, list] = {}
+    seen: set[tuple[int, int]] = set()
+    stack = list(keras.tree.flatten(model.outputs))
+    while stack:
+        history = getattr(stack.pop(), "_keras_history", None)
+        if history is None:
+            continue
+        operation, node_index = history[0], history[1]
+        key = (id(operation), node_index)
+        if key in seen:
+            continue
+        seen.add(key)
+        node = operation._inbound_nodes[node_index]
+        nodes.setdefault(id(operation), []).append(node)
+        stack.extend(keras.tree.flatten(node.input_tensors))
+    return nodes
+
+
+def _output_in_graph(model: keras.Model, layer: keras.layers.Layer) -> object:
+    """Symbolic output of ``layer`` (a direct layer of ``model``) connected to ``model.inputs``."""
+    inputs = _model_inputs(model)
+    if isinstance(layer, keras.layers.InputLayer):
+        for tensor in inputs:
+            if getattr(tensor, "_keras_history", (None,))[0] is layer:
+                return tensor
+    nodes = _graph_nodes(model).get(id(layer))
+    if not nodes:
+        raise IncompatibleModelError(
+            f"layer {layer.name!r} is not connected to the inputs of model {model.name!r}"
+        )
+    outputs = nodes[0].output_tensors
+    return outputs[0] if len(outputs) == 1 else outputs
+
+
+def _input_in_graph(model: keras.Model, layer: keras.Model) -> object:
+    """Symbolic tensor(s) feeding the nested model ``layer`` inside ``model``'s graph."""
+    nodes = _graph_nodes(model).get(id(layer))
+    if not nodes:
+        raise IncompatibleModelError(
+            f"nested model {layer.name!r} is not connected to the inputs of model {model.name!r}"
+        )
+    inputs = nodes[0].input_tensors
+    return inputs[0] if len(inputs) == 1 else list(inputs)
+
+
+def layer_output(model: keras.Model, layer: str | int) -> object:
+    """Symbolic output of a layer, connected to ``model.inputs``, for objectives.
+
+    Parameters
+    ----------
+    model
+        A functional or Sequential Keras model with defined inputs.
+    layer
+        A layer name, an index into ``model.layers``, or a path into nested models such as
+        ``"mobilenetv2_1.00_224/block_13_expand_relu"``.
+
+    Returns
+    -------
+    tensor
+        A ``KerasTensor`` such that ``keras.Model(model.inputs, tensor)`` is valid. For a
+        nested layer, it is the output of a sub-model (sharing the nested model's weights)
+        applied to the tensor that feeds the nested model in ``model``.
+
+    Raises
+    ------
+    UnknownLayerError
+        For an unknown name (the message lists close paths) or a bad index.
+    IncompatibleModelError
+        For a model without defined inputs, or a layer cut off from them.
+    """
+    chain = find_layer(model, layer)
+    if len(chain) == 1:
+        return _output_in_graph(model, chain[0])
+    nested = chain[0]
+    inner_path = PATH_SEPARATOR.join(item.name for item in chain[1:])
+    inner_output = layer_output(nested, inner_path)
+    inputs = _model_inputs(nested)
+    sub_model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, inner_output)
+    return sub_model(_input_in_graph(model, nested))
