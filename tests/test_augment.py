@@ -72,3 +72,22 @@ def test_crops_are_per_image_and_reproducible(rng):
     np.testing.assert_allclose(crops[8:], alone, atol=1e-6)  # independent of batch mates
     assert not np.allclose(_crops(images, [11, 12, 13], step=4), crops)
     np.testing.assert_allclose(_crops(images, [11, 12, 13], xla=True), crops, atol=1e-4)
+
+
+def test_noise_distribution():
+    from scipy import stats
+
+    from maco_tf.augment import gaussian_plus_uniform
+
+    noise = gaussian_plus_uniform((40, 50, 3), tf.constant([1, 2], tf.int64)).numpy()
+    assert noise.shape == (40, 50, 3)
+    assert abs(noise.mean()) < 0.03
+    np.testing.assert_allclose(noise.var(), 1 + 1 / 12, rtol=0.05)
+    # the sum of N(0, 1) and U(-1/2, 1/2) has a known CDF: compare with a KS test
+    grid = np.linspace(-6, 6, 4001)
+    density = stats.norm.cdf(grid + 0.5) - stats.norm.cdf(grid - 0.5)
+    cdf = np.cumsum(density) / density.sum()
+    statistic, pvalue = stats.kstest(noise.ravel(), lambda x: np.interp(x, grid, cdf))
+    assert pvalue > 1e-3, statistic
+    other = gaussian_plus_uniform((40, 50, 3), tf.constant([1, 3], tf.int64)).numpy()
+    assert abs(np.corrcoef(noise.ravel(), other.ravel())[0, 1]) < 0.05
