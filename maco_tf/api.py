@@ -27,7 +27,8 @@ from .engine import (
     optimizer_key,
 )
 from .errors import InvalidSettingError, SpectrumError
-from .objectives import compile_objective
+from .layers import layer_output
+from .objectives import compile_objective, repeat, with_diversity
 from .parameterization import (
     FourierParameterization,
     MacoParameterization,
@@ -197,6 +198,9 @@ def visualize(
     progress: bool = False,
     decay_power: float = 1.0,
     steps_per_call: int = 8,
+    copies: int = 1,
+    diversity: float = 0.0,
+    diversity_layer: str | int | None = None,
     cache: LoopCache | None = None,
 ) -> Visualization:
     """Optimise one image per objective combination and return images, transparency and logs.
@@ -243,6 +247,16 @@ def visualize(
         Spectral decay of the Fourier baseline.
     steps_per_call
         Steps run inside each compiled call (progress granularity).
+    copies
+        Images per objective combination (consecutive in the result, named ``name #k``).
+    diversity
+        Weight of a diversity term that pushes the images of one compiled batch apart (mean
+        pairwise cosine similarity of their Gram matrices at ``diversity_layer``, as in Lucid).
+        With a positive weight the images of a batch are optimised *jointly*; give
+        ``batch_size`` a multiple of ``copies`` so the copies of a target share a batch.
+    diversity_layer
+        Spatial layer (name, index or nested path) for the diversity term; default: the layer
+        of the objective's first term when it is spatial.
     cache
         Where compiled loops are kept between calls (default: a module-level cache).
 
@@ -252,6 +266,10 @@ def visualize(
         See :class:`Visualization`.
     """
     compiled = compile_objective(objective)
+    copies = _check_positive_int(copies, "copies", 1)
+    compiled = repeat(compiled, copies)
+    if diversity:
+        compiled = _add_diversity(compiled, float(diversity), diversity_layer)
     nb_steps = _check_positive_int(nb_steps, "nb_steps", 1)
     nb_crops = _check_positive_int(nb_crops, "nb_crops", 0)
     steps_per_call = _check_positive_int(steps_per_call, "steps_per_call", 1)
@@ -349,11 +367,32 @@ def visualize(
             "batch_size": batch_size,
             "jit_compile": bool(jit_compile),
             "optimizer": optimizer.get_config().get("name", type(optimizer).__name__),
+            "copies": copies,
+            "diversity": float(diversity),
         },
         elapsed_s=elapsed,
     )
     _warn_about_failures(result)
     return result
+
+
+def _add_diversity(compiled, weight: float, layer: str | int | None):
+    """Attach the batch diversity term, on ``layer`` or the objective's first spatial layer."""
+    if not math.isfinite(weight) or weight < 0:
+        raise InvalidSettingError(f"diversity must be a finite weight >= 0; got {weight!r}")
+    if layer is None:
+        output = compiled.outputs[0]
+        if len(output.shape) != 4:
+            raise InvalidSettingError(
+                f"diversity needs a spatial layer and the objective's layer has shape "
+                f"{tuple(output.shape)}; pass diversity_layer= (e.g. an intermediate conv layer)"
+            )
+    else:
+        output = layer_output(compiled.model, layer)
+    try:
+        return with_diversity(compiled, output, weight)
+    except ValueError as exc:
+        raise InvalidSettingError(f"diversity_layer {layer!r}: {exc}") from exc
 
 
 def _warn_about_failures(result: Visualization) -> None:

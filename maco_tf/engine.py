@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from .augment import random_crops
 from .errors import IncompatibleModelError
-from .objectives import CompiledObjective, per_image_losses
+from .objectives import CompiledObjective, batch_similarity, per_image_losses
 from .parameterization import Parameterization
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
@@ -141,7 +141,7 @@ class CompiledLoop:
         self.trace_count = 0
         height, width, _ = model_input_size(objective.model)
         self.input_size = (height, width)
-        self.feature_model = keras.Model(objective.model.inputs, list(objective.outputs))
+        self.feature_model = keras.Model(objective.model.inputs, objective.feature_outputs)
         image_shape = parameterization.image_shape
         self.params = tf.Variable(
             tf.zeros((self.nb_images, *parameterization.param_shape)), name="maco_params"
@@ -194,10 +194,15 @@ class CompiledLoop:
             outputs = self.feature_model(crops, training=False)
             if not isinstance(outputs, (list, tuple)):
                 outputs = [outputs]
+            views = max(self.nb_crops, 1)
+            nb_losses = len(self.objective.funcs)
             values = per_image_losses(
-                self.objective, outputs, masks, multipliers, self.nb_images, max(self.nb_crops, 1)
+                self.objective, outputs[:nb_losses], masks, multipliers, self.nb_images, views
             )
             total = tf.reduce_sum(values)
+            if self.objective.diversity_weight:
+                similarity = batch_similarity(outputs[nb_losses], self.nb_images, views)
+                total -= self.objective.diversity_weight * self.nb_images * similarity
         grad_params, grad_images = tape.gradient(total, [self.params, images])
         param_axes = list(range(1, len(grad_params.shape)))
         image_axes = list(range(1, len(grad_images.shape)))

@@ -10,6 +10,7 @@ evaluates it correctly: ``sum_i multiplier_i * loss_i``, each crop scored on its
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,10 @@ class CompiledObjective:
         One factor per sub-objective, ``(n_sub,)``.
     names
         Name of each combination.
+    diversity_output
+        Symbolic output of the layer whose features the diversity term spreads apart, or None.
+    diversity_weight
+        Weight of the diversity term (0: none; images stay independent of each other).
     """
 
     model: object
@@ -46,6 +51,8 @@ class CompiledObjective:
     masks: tuple[np.ndarray, ...]
     multipliers: np.ndarray
     names: tuple[str, ...]
+    diversity_output: object = None
+    diversity_weight: float = 0.0
 
     @property
     def nb_combinations(self) -> int:
@@ -58,7 +65,73 @@ class CompiledObjective:
             tuple(id(output) for output in self.outputs),
             tuple(callable_key(func) for func in self.funcs),
             tuple(mask.shape[1:] for mask in self.masks),
+            id(self.diversity_output) if self.diversity_weight else None,
+            float(self.diversity_weight),
         )
+
+    @property
+    def feature_outputs(self) -> list:
+        """Outputs the model must produce: the losses' layers, then the diversity layer."""
+        extra = [self.diversity_output] if self.diversity_weight else []
+        return [*self.outputs, *extra]
+
+
+def repeat(compiled: CompiledObjective, copies: int) -> CompiledObjective:
+    """Ask for ``copies`` images of every combination (consecutive, named ``name #k``).
+
+    Without a diversity term the copies differ only by their random start and crops.
+    """
+    if copies == 1:
+        return compiled
+    masks = tuple(np.repeat(mask, copies, axis=0) for mask in compiled.masks)
+    names = tuple(f"{name} #{k}" for name in compiled.names for k in range(copies))
+    return dataclasses.replace(compiled, masks=masks, names=names)
+
+
+def with_diversity(
+    compiled: CompiledObjective, layer_output: object, weight: float
+) -> CompiledObjective:
+    """Add a batch diversity term on ``layer_output`` (a spatial layer, (B, H, W, C))."""
+    if len(layer_output.shape) != 4:
+        raise ValueError(
+            f"the diversity layer must be spatial (batch, height, width, channels); its "
+            f"output has shape {tuple(layer_output.shape)}"
+        )
+    return dataclasses.replace(
+        compiled, diversity_output=layer_output, diversity_weight=float(weight)
+    )
+
+
+def batch_similarity(features: tf.Tensor, nb_images: int, nb_views: int) -> tf.Tensor:
+    """Mean pairwise cosine similarity of the images' Gram matrices (Lucid's diversity).
+
+    Each crop's activations ``(H, W, C)`` give a Gram matrix ``C x C`` (channel
+    co-activations: style, not position); an image's Gram is the mean over its crops. The
+    result, in [-1, 1], is the mean cosine similarity over all pairs of distinct images;
+    subtracting it from the objective pushes the images of a batch apart.
+
+    Parameters
+    ----------
+    features
+        ``(nb_images * nb_views, H, W, C)``.
+    nb_images, nb_views
+        Images in the batch and crops per image.
+
+    Returns
+    -------
+    similarity
+        Scalar (0 when the batch has a single image).
+    """
+    if nb_images < 2:
+        return tf.constant(0.0)
+    features = tf.cast(features, tf.float32)
+    flat = tf.reshape(features, (nb_images * nb_views, -1, features.shape[-1]))
+    grams = tf.matmul(flat, flat, transpose_a=True) / float(flat.shape[1])
+    grams = tf.reduce_mean(tf.reshape(grams, (nb_images, nb_views, -1)), axis=1)
+    grams = tf.math.l2_normalize(grams, axis=-1)
+    cosine = tf.matmul(grams, grams, transpose_b=True)
+    off_diagonal = 1.0 - tf.eye(nb_images)
+    return tf.reduce_sum(cosine * off_diagonal) / float(nb_images * (nb_images - 1))
 
 
 def _freeze(value: object) -> object:

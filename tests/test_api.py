@@ -180,3 +180,44 @@ def test_nan_gradients_are_skipped_and_reported(fast_settings):
         result = maco_tf.visualize(Objective.neuron(model, "nan", 0), **fast_settings)
     assert result.nonfinite_steps.tolist() == [fast_settings["nb_steps"]]
     assert np.all(np.isfinite(result.images))
+
+
+def _gram_similarity(model, layer, images):
+    import keras
+    import tensorflow as tf
+
+    from maco_tf.objectives import batch_similarity
+
+    features = keras.Model(model.inputs, model.get_layer(layer).output)(
+        tf.image.resize(images, (32, 32))
+    )
+    return float(batch_similarity(features, len(images), 1))
+
+
+def test_copies_with_diversity_are_more_diverse(tiny_model):
+    settings = dict(nb_steps=24, nb_crops=2, custom_shape=(40, 40), seed=0, copies=3)
+    objective = Objective.channel(tiny_model, "conv1", 2)
+    plain = maco_tf.visualize(objective, **settings)
+    diverse = maco_tf.visualize(objective, diversity=50.0, **settings)
+    assert plain.names == ("Channel#conv1_2 #0", "Channel#conv1_2 #1", "Channel#conv1_2 #2")
+    assert diverse.images.shape == (3, 40, 40, 3)
+    assert not np.allclose(plain.images[0], plain.images[1])
+    before = _gram_similarity(tiny_model, "conv1", plain.images)
+    after = _gram_similarity(tiny_model, "conv1", diverse.images)
+    assert after < before - 0.01, (before, after)
+
+
+def test_diversity_needs_a_spatial_layer(tiny_model):
+    with pytest.raises(maco_tf.InvalidSettingError, match="diversity_layer"):
+        maco_tf.visualize(Objective.neuron(tiny_model, "logits", 0), nb_steps=1, diversity=1.0)
+    result = maco_tf.visualize(
+        Objective.neuron(tiny_model, "logits", 0),
+        nb_steps=2,
+        nb_crops=1,
+        custom_shape=None,
+        copies=2,
+        diversity=1.0,
+        diversity_layer="conv2",
+        seed=0,
+    )
+    assert result.images.shape == (2, 32, 32, 3)

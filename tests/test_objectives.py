@@ -67,3 +67,31 @@ def test_equal_closures_share_a_key(tiny_model):
     channel = Objective.channel(tiny_model, "conv1", 1).funcs[0]
     assert callable_key(first) == callable_key(second)
     assert callable_key(first) != callable_key(channel)
+
+
+def test_batch_similarity_known_values():
+    from maco_tf.objectives import batch_similarity
+
+    rng = np.random.default_rng(0)
+    same = np.repeat(rng.normal(size=(1, 4, 4, 3)), 2, axis=0).astype(np.float32)
+    assert abs(float(batch_similarity(tf.constant(same), 2, 1)) - 1.0) < 1e-5
+    only_first = np.zeros((1, 4, 4, 3), np.float32)
+    only_first[..., 0] = 1.0
+    only_second = np.zeros((1, 4, 4, 3), np.float32)
+    only_second[..., 1] = 1.0
+    disjoint = tf.constant(np.concatenate([only_first, only_second]))
+    assert abs(float(batch_similarity(disjoint, 2, 1))) < 1e-6
+    assert float(batch_similarity(tf.constant(same[:1]), 1, 1)) == 0.0
+
+
+def test_repeat_names_and_masks(tiny_model):
+    from maco_tf.objectives import repeat
+
+    compiled = repeat(compile_objective(Objective.neuron(tiny_model, "logits", [1, 2])), 2)
+    assert compiled.names == (
+        "Neuron#logits_1 #0",
+        "Neuron#logits_1 #1",
+        "Neuron#logits_2 #0",
+        "Neuron#logits_2 #1",
+    )
+    assert compiled.masks[0][:, 1].tolist() == [1, 1, 0, 0]
