@@ -61,8 +61,15 @@ SETTING_KEYS = (
     "steps",
     "crops",
     "size",
+    "box_size",
     "seed",
 )
+# Defaults chosen so that the whole image shows the target (see README, "Quality"): crops that
+# start at the full image keep the object whole; Xplique's 0.5 -> 0.05 optimises fragments.
+DEFAULT_STEPS = 128
+DEFAULT_CROPS = 16
+DEFAULT_SIZE = 320
+DEFAULT_BOX_SIZE = (1.0, 0.3)
 FILE_KINDS = ("image", "rgba", "heatmap")
 #: Exceptions that mean a user mistake: one-line message, exit code 2.
 USER_ERRORS = (MacoError, ImageNetClassError, CheckpointError)
@@ -115,6 +122,18 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
+def _box_sizes(text: str) -> tuple[float, float]:
+    try:
+        start, end = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected START,END such as 1,0.3; got {text!r}"
+        ) from None
+    if not (0 < start <= 1 and 0 < end <= 1):
+        raise argparse.ArgumentTypeError(f"crop sizes must lie in (0, 1]; got {text!r}")
+    return start, end
+
+
 def _values_range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(v) for v in text.split(","))
@@ -164,9 +183,29 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
     how = vis.add_argument_group("optimisation")
     how.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco")
-    how.add_argument("--steps", type=_positive_int(1), default=256, help="default 256")
-    how.add_argument("--crops", type=_positive_int(0), default=32, help="per step; default 32")
-    how.add_argument("--size", type=_positive_int(1), default=512, help="image side; default 512")
+    how.add_argument(
+        "--steps", type=_positive_int(1), default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}"
+    )
+    how.add_argument(
+        "--crops",
+        type=_positive_int(0),
+        default=DEFAULT_CROPS,
+        help=f"per step; default {DEFAULT_CROPS}",
+    )
+    how.add_argument(
+        "--size",
+        type=_positive_int(1),
+        default=DEFAULT_SIZE,
+        help=f"image side; default {DEFAULT_SIZE}",
+    )
+    how.add_argument(
+        "--box-size",
+        type=_box_sizes,
+        default=DEFAULT_BOX_SIZE,
+        metavar="START,END",
+        help="crop side as a fraction of the image side, linear from START to END "
+        f"(default {DEFAULT_BOX_SIZE[0]:g},{DEFAULT_BOX_SIZE[1]:g}; Xplique's is 0.5,0.05)",
+    )
     how.add_argument("--seed", type=_positive_int(0), default=0, help="default 0")
     how.add_argument(
         "--batch-size",
@@ -463,6 +502,7 @@ def _run_chunk(
             nb_crops=args.crops,
             values_range=loaded.values_range,
             custom_shape=(args.size, args.size),
+            box_size=np.linspace(*args.box_size, args.steps, dtype=np.float32),
             seed=seed,
             batch_size=batch_size,
             jit_compile=args.jit,
@@ -517,6 +557,7 @@ def _settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
         "steps": args.steps,
         "crops": args.crops,
         "size": args.size,
+        "box_size": [float(v) for v in args.box_size],
         "seed": args.seed,
     }
 
