@@ -22,6 +22,15 @@ from .errors import (
     UnknownLayerError,
 )
 from .layers import layer_output, layer_paths
+from .metrics import (
+    MetricInputError,
+    RecognitionScores,
+    feature_extractor,
+    fid,
+    plausibility,
+    self_recognition,
+    transferability,
+)
 from .models import LoadedModel, load_model
 from .render import heatmap, importance, save_png, save_visualization, to_rgba, to_uint8
 
@@ -31,6 +40,8 @@ __all__ = [
     "DeadObjectiveWarning",
     "IncompatibleModelError",
     "LoadedModel",
+    "MetricInputError",
+    "RecognitionScores",
     "InvalidSettingError",
     "MacoError",
     "SpectrumError",
@@ -38,6 +49,8 @@ __all__ = [
     "Visualization",
     "clear_cache",
     "default_optimizer",
+    "feature_extractor",
+    "fid",
     "fourier",
     "heatmap",
     "importance",
@@ -46,9 +59,12 @@ __all__ = [
     "load_model",
     "maco",
     "pixel",
+    "plausibility",
     "save_png",
     "save_visualization",
+    "self_recognition",
     "to_rgba",
     "to_uint8",
+    "transferability",
     "visualize",
 ]

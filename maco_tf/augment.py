@@ -190,6 +190,31 @@ def gaussian_plus_uniform(shape: tuple[int, ...], seed: tf.Tensor) -> tf.Tensor:
     return tf.reshape(gaussian + uniform, shape)
 
 
+#: The noise pool holds this many times one image's noise for a step.
+NOISE_POOL_FACTOR = 2
+
+
+def noise_pool(size: int, seed: tf.Tensor) -> tf.Tensor:
+    """A flat pool of ``NOISE_POOL_FACTOR * size`` noise values (normal plus uniform).
+
+    Drawing fresh noise for every crop and step is, after the model itself, the largest cost
+    of a step on a CPU. With a pool drawn once per run, each image and step reads a window
+    of ``size`` values at its own random offset: every value is still distributed as
+    N(0, 1) + U(-1/2, 1/2), and two steps share noise only where their offsets coincide.
+    """
+    return gaussian_plus_uniform((NOISE_POOL_FACTOR * size,), seed)
+
+
+def pooled_noise(pool: tf.Tensor, shape: tuple[int, ...], seed: tf.Tensor) -> tf.Tensor:
+    """A window of ``pool`` of the given shape, at an offset drawn from ``seed``."""
+    size = int(np.prod(shape))
+    span = int(pool.shape[0]) - size + 1
+    offset = tf.random.stateless_uniform(
+        (), seed=seed, minval=0, maxval=span, dtype=tf.int32, alg="philox"
+    )
+    return tf.reshape(tf.slice(pool, [offset], [size]), shape)
+
+
 def random_crops(
     images: tf.Tensor,
     box_size: tf.Tensor,
@@ -199,6 +224,7 @@ def random_crops(
     image_seeds: tf.Tensor,
     step: tf.Tensor,
     xla_friendly: bool = False,
+    pool: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Sample ``nb_crops`` noisy crops of each image and resize them to ``output_size``.
 
@@ -223,6 +249,8 @@ def random_crops(
         Current step (scalar).
     xla_friendly
         Use :func:`crop_and_resize` (gathers) instead of TensorFlow's op, which XLA lacks.
+    pool
+        A :func:`noise_pool` to read the noise from, instead of fresh draws.
 
     Returns
     -------
@@ -260,5 +288,8 @@ def random_crops(
     noises = []
     for j in range(nb_images):
         seeds = step_seeds(image_seeds[j : j + 1], step, 1)[0]
-        noises.append(gaussian_plus_uniform(noise_shape, seeds))
+        if pool is None:
+            noises.append(gaussian_plus_uniform(noise_shape, seeds))
+        else:
+            noises.append(pooled_noise(pool, noise_shape, seeds))
     return crops + tf.concat(noises, axis=0) * noise_std

@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import random_crops
+from .augment import NOISE_POOL_FACTOR, noise_pool, random_crops
 from .errors import IncompatibleModelError
 from .objectives import CompiledObjective, batch_similarity, per_image_losses
 from .parameterization import Parameterization
@@ -120,6 +120,9 @@ class CompiledLoop:
         XLA-compile the loop.
     steps_per_call
         Steps run inside one call of the compiled function.
+    pooled_noise
+        Read each step's noise from a pool drawn once per run (see
+        :func:`maco_tf.augment.noise_pool`) instead of drawing it afresh.
     """
 
     def __init__(
@@ -131,6 +134,7 @@ class CompiledLoop:
         nb_crops: int,
         jit_compile: bool = False,
         steps_per_call: int = 8,
+        pooled_noise: bool = False,
     ):
         self.objective = objective
         self.parameterization = parameterization
@@ -138,6 +142,7 @@ class CompiledLoop:
         self.nb_crops = int(nb_crops)
         self.steps_per_call = int(steps_per_call)
         self.jit_compile = bool(jit_compile)
+        self._pooled = bool(pooled_noise)
         self.trace_count = 0
         height, width, _ = model_input_size(objective.model)
         self.input_size = (height, width)
@@ -156,6 +161,12 @@ class CompiledLoop:
         )
         self.nonfinite = tf.Variable(
             tf.zeros((self.nb_images,), tf.int32), trainable=False, name="maco_nonfinite"
+        )
+        views = max(self.nb_crops, 1)
+        self._noise_size = views * height * width * image_shape[-1]
+        pool_size = NOISE_POOL_FACTOR * self._noise_size
+        self.noise_pool = tf.Variable(
+            tf.zeros((pool_size if self._pooled else 1,)), trainable=False, name="maco_noise_pool"
         )
         self.optimizer = optimizer_factory()
         self.optimizer.build([self.params])
@@ -190,6 +201,7 @@ class CompiledLoop:
                 seeds,
                 step,
                 xla_friendly=self.jit_compile,
+                pool=self.noise_pool if self._pooled else None,
             )
             outputs = self.feature_model(crops, training=False)
             if not isinstance(outputs, (list, tuple)):
@@ -277,6 +289,10 @@ class CompiledLoop:
             Images, transparency, per-step objective values and non-finite step counts.
         """
         self.reset(initial_params, buffers)
+        if self._pooled:
+            self.noise_pool.assign(
+                noise_pool(self._noise_size, tf.constant([settings.seed, 0x706F6F6C], tf.int64))
+            )
         box_sizes = tf.constant(settings.box_sizes, tf.float32)
         noise = tf.constant(settings.noise_levels, tf.float32)
         mask_tensors = tuple(tf.constant(m, tf.float32) for m in masks)

@@ -31,9 +31,8 @@ PHASE_SPREAD = float(np.pi)
 def _standardize(tensor: tf.Tensor) -> tf.Tensor:
     """Zero mean, unit standard deviation per batch item (over all other axes)."""
     axes = list(range(1, len(tensor.shape)))
-    mean = tf.reduce_mean(tensor, axis=axes, keepdims=True)
-    std = tf.math.reduce_std(tensor, axis=axes, keepdims=True)
-    return (tensor - mean) / (std + _EPS)
+    mean, variance = tf.nn.moments(tensor, axes=axes, keepdims=True)
+    return (tensor - mean) / (tf.sqrt(variance) + _EPS)
 
 
 def image_seed(seed: int, index: int) -> np.random.Generator:

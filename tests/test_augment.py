@@ -91,3 +91,29 @@ def test_noise_distribution():
     assert pvalue > 1e-3, statistic
     other = gaussian_plus_uniform((40, 50, 3), tf.constant([1, 3], tf.int64)).numpy()
     assert abs(np.corrcoef(noise.ravel(), other.ravel())[0, 1]) < 0.05
+
+
+def test_pooled_noise_windows():
+    from maco_tf.augment import noise_pool, pooled_noise
+
+    pool = noise_pool(6, tf.constant([4, 5], tf.int64))
+    assert pool.shape == (12,)
+    window = pooled_noise(pool, (2, 3), tf.constant([1, 1], tf.int64)).numpy()
+    flat = pool.numpy()
+    starts = [i for i in range(7) if np.allclose(flat[i : i + 6], window.ravel())]
+    assert starts, "the window is a contiguous slice of the pool"
+    offsets = {
+        int(
+            np.argmax(
+                [
+                    np.allclose(
+                        flat[i : i + 6],
+                        pooled_noise(pool, (2, 3), tf.constant([1, k], tf.int64)).numpy().ravel(),
+                    )
+                    for i in range(7)
+                ]
+            )
+        )
+        for k in range(20)
+    }
+    assert len(offsets) > 3  # steps read the pool at different offsets

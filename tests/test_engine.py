@@ -116,3 +116,15 @@ def test_dead_unit_is_reported(fast_settings):
     with pytest.warns(maco_tf.DeadObjectiveWarning, match="zero gradients"):
         result = maco_tf.visualize(Objective.channel(model, "dead", 0), **fast_settings)
     assert result.dead.tolist() == [True]
+
+
+def test_fresh_and_pooled_noise_both_optimise(tiny_model, fast_settings):
+    objective = Objective.channel(tiny_model, "act2", [0, 3])  # nonlinear: noise matters
+    settings = {**fast_settings, "nb_steps": 16, "box_size": 0.6}
+    pooled = maco_tf.visualize(objective, pooled_noise=True, **settings)
+    fresh = maco_tf.visualize(objective, **settings)
+    assert not np.allclose(pooled.images, fresh.images)
+    for run in (pooled, fresh):
+        assert run.loss_history[-4:].mean() > run.loss_history[:4].mean()
+    again = maco_tf.visualize(objective, pooled_noise=True, **settings)
+    np.testing.assert_allclose(pooled.images, again.images, atol=1e-4)
