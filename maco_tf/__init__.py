@@ -4,6 +4,7 @@
 ``from xplique.features_visualizations import maco``.
 """
 
+from . import concepts, inversion, tokens
 from .api import (
     DeadObjectiveWarning,
     Visualization,
@@ -14,6 +15,14 @@ from .api import (
     pixel,
     visualize,
 )
+from .concepts import (
+    ConceptIndexError,
+    ConceptModelError,
+    ConceptVisualization,
+    CraftNotFittedError,
+    concept_objective,
+    visualize_concepts,
+)
 from .errors import (
     IncompatibleModelError,
     InvalidSettingError,
@@ -21,6 +30,7 @@ from .errors import (
     SpectrumError,
     UnknownLayerError,
 )
+from .inversion import InversionTargetError, inversion_objective, invert
 from .layers import layer_output, layer_paths
 from .metrics import (
     MetricInputError,
@@ -33,10 +43,34 @@ from .metrics import (
 )
 from .models import LoadedModel, load_model
 from .render import heatmap, importance, save_png, save_visualization, to_rgba, to_uint8
+from .tokens import (
+    TokenLayerError,
+    TokenSelectionError,
+    token_channel,
+    token_direction,
+    token_neuron,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConceptIndexError",
+    "ConceptModelError",
+    "ConceptVisualization",
+    "CraftNotFittedError",
+    "InversionTargetError",
+    "TokenLayerError",
+    "TokenSelectionError",
+    "concept_objective",
+    "concepts",
+    "inversion",
+    "inversion_objective",
+    "invert",
+    "token_channel",
+    "token_direction",
+    "token_neuron",
+    "tokens",
+    "visualize_concepts",
     "DeadObjectiveWarning",
     "IncompatibleModelError",
     "LoadedModel",
