@@ -15,6 +15,7 @@ from .api import (
     pixel,
     visualize,
 )
+from .combine import ClassExplanation, explain_class
 from .concepts import (
     ConceptIndexError,
     ConceptModelError,
@@ -54,6 +55,8 @@ from .tokens import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassExplanation",
+    "explain_class",
     "ConceptIndexError",
     "ConceptModelError",
     "ConceptVisualization",
