@@ -227,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     layers = commands.add_parser("layers", help="list the layer paths of a model")
     _add_model_arguments(layers)
     layers.set_defaults(handler=_cmd_layers)
+
+    from .atlas import add_atlas_parser  # imported here: maco_tf.atlas imports this module
+
+    add_atlas_parser(commands)
     return parser
 
 
@@ -670,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "handler", None) is None:
         parser.print_usage(sys.stderr)
-        print("maco-tf: error: give a command: visualize or layers", file=sys.stderr)
+        print("maco-tf: error: give a command: visualize, layers or atlas", file=sys.stderr)
         return EXIT_USAGE
     try:
         return args.handler(args)
