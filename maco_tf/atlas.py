@@ -53,16 +53,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import __version__, api, models
 from .cli import (
-    DEFAULT_BOX_SIZE,
-    DEFAULT_CROPS,
-    DEFAULT_SIZE,
-    DEFAULT_STEPS,
     EXIT_OK,
     FILE_KINDS,
     RESULTS_FILE,
     SETTING_KEYS,
     _add_model_arguments,
-    _box_sizes,
     _InterruptedError,
     _Plan,
     _plan_classes,
@@ -73,6 +68,7 @@ from .cli import (
     _settings_diff,
     _slug,
     _Target,
+    add_optimisation_arguments,
 )
 from .errors import MacoError
 from .layers import find_layer
@@ -163,35 +159,9 @@ def add_atlas_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         default=DEFAULT_CONCEPTS,
         help=f"CRAFT concepts per class with --examples (0: none; default {DEFAULT_CONCEPTS})",
     )
-    how = parser.add_argument_group("optimisation (as maco-tf visualize)")
-    how.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco")
-    how.add_argument(
-        "--steps", type=_positive_int(1), default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}"
+    add_optimisation_arguments(
+        parser.add_argument_group("optimisation (as maco-tf visualize)"), "classes"
     )
-    how.add_argument(
-        "--crops",
-        type=_positive_int(0),
-        default=DEFAULT_CROPS,
-        help=f"per step; default {DEFAULT_CROPS}",
-    )
-    how.add_argument(
-        "--size", type=_positive_int(1), default=DEFAULT_SIZE, help=f"default {DEFAULT_SIZE}"
-    )
-    how.add_argument(
-        "--box-size",
-        type=_box_sizes,
-        default=DEFAULT_BOX_SIZE,
-        metavar="START,END",
-        help=f"crop side fractions (default {DEFAULT_BOX_SIZE[0]:g},{DEFAULT_BOX_SIZE[1]:g})",
-    )
-    how.add_argument("--seed", type=_positive_int(0), default=0, help="default 0")
-    how.add_argument(
-        "--batch-size",
-        type=_positive_int(1),
-        default=None,
-        help="classes optimised (and saved) together; default: about 128 crops per step",
-    )
-    how.add_argument("--jit", action="store_true", help="compile the loop with XLA (GPUs)")
     out = parser.add_argument_group("output")
     out.add_argument("--out", default="maco_out", help="output folder (default maco_out)")
     out.add_argument(

@@ -144,6 +144,50 @@ def _values_range(text: str) -> tuple[float, float]:
     return low, high
 
 
+def add_optimisation_arguments(how: argparse._ArgumentGroup, unit: str) -> None:
+    """The optimisation flags shared by ``visualize`` and ``atlas`` (same names and defaults).
+
+    Parameters
+    ----------
+    how
+        Argument group to add them to.
+    unit
+        What one compiled batch holds, for the ``--batch-size`` help ("targets", "classes").
+    """
+    how.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco")
+    how.add_argument(
+        "--steps", type=_positive_int(1), default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}"
+    )
+    how.add_argument(
+        "--crops",
+        type=_positive_int(0),
+        default=DEFAULT_CROPS,
+        help=f"per step; default {DEFAULT_CROPS}",
+    )
+    how.add_argument(
+        "--size",
+        type=_positive_int(1),
+        default=DEFAULT_SIZE,
+        help=f"image side; default {DEFAULT_SIZE}",
+    )
+    how.add_argument(
+        "--box-size",
+        type=_box_sizes,
+        default=DEFAULT_BOX_SIZE,
+        metavar="START,END",
+        help="crop side as a fraction of the image side, linear from START to END "
+        f"(default {DEFAULT_BOX_SIZE[0]:g},{DEFAULT_BOX_SIZE[1]:g}; Xplique's is 0.5,0.05)",
+    )
+    how.add_argument("--seed", type=_positive_int(0), default=0, help="default 0")
+    how.add_argument(
+        "--batch-size",
+        type=_positive_int(1),
+        default=None,
+        help=f"{unit} optimised (and saved) together; default: about 128 crops per step",
+    )
+    how.add_argument("--jit", action="store_true", help="compile the loop with XLA")
+
+
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
@@ -181,39 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--channel", type=_int_list, help="channel indices: 0,5,10-12")
     what.add_argument("--neuron", type=_int_list, help="flat unit indices of --layer")
     what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
-    how = vis.add_argument_group("optimisation")
-    how.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco")
-    how.add_argument(
-        "--steps", type=_positive_int(1), default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}"
-    )
-    how.add_argument(
-        "--crops",
-        type=_positive_int(0),
-        default=DEFAULT_CROPS,
-        help=f"per step; default {DEFAULT_CROPS}",
-    )
-    how.add_argument(
-        "--size",
-        type=_positive_int(1),
-        default=DEFAULT_SIZE,
-        help=f"image side; default {DEFAULT_SIZE}",
-    )
-    how.add_argument(
-        "--box-size",
-        type=_box_sizes,
-        default=DEFAULT_BOX_SIZE,
-        metavar="START,END",
-        help="crop side as a fraction of the image side, linear from START to END "
-        f"(default {DEFAULT_BOX_SIZE[0]:g},{DEFAULT_BOX_SIZE[1]:g}; Xplique's is 0.5,0.05)",
-    )
-    how.add_argument("--seed", type=_positive_int(0), default=0, help="default 0")
-    how.add_argument(
-        "--batch-size",
-        type=_positive_int(1),
-        default=None,
-        help="targets optimised (and saved) together; default: about 128 crops per step",
-    )
-    how.add_argument("--jit", action="store_true", help="compile the loop with XLA")
+    add_optimisation_arguments(vis.add_argument_group("optimisation"), "targets")
     out = vis.add_argument_group("output")
     out.add_argument("--out", default="maco_out", help="output folder (default maco_out)")
     out.add_argument(
