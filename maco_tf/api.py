@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from .augment import Schedule, box_size_schedule, noise_schedule
 from .engine import (
@@ -202,6 +203,8 @@ def visualize(
     pooled_noise: bool = False,
     diversity: float = 0.0,
     diversity_layer: str | int | None = None,
+    strategy: tf.distribute.Strategy | None = None,
+    image_ids: Sequence[int] | None = None,
     cache: LoopCache | None = None,
 ) -> Visualization:
     """Optimise one image per objective combination and return images, transparency and logs.
@@ -263,6 +266,19 @@ def visualize(
     diversity_layer
         Spatial layer (name, index or nested path) for the diversity term; default: the layer
         of the objective's first term when it is spatial.
+    strategy
+        A ``tf.distribute`` strategy whose replicas share each compiled batch: with R replicas
+        (``MirroredStrategy`` over a machine's GPUs, ``MultiWorkerMirroredStrategy`` over
+        machines) each replica optimises ``batch_size / R`` of the images, and the images
+        are those of one device for the same seed. Default: the strategy whose ``scope()``
+        is open, else none. ``batch_size`` is rounded up to a multiple of R; the auto
+        ``batch_size`` aims at about 128 crops per replica. Not with ``diversity`` or
+        ``jit_compile``.
+    image_ids
+        Identity of each image's random stream (start and crops/noise): image ``i`` depends
+        on ``(seed, image_ids[i])`` only, whatever batch or replica it runs in. Default
+        ``0 .. N-1``. Give stable ids (e.g. class indices) to make an image independent of
+        which other objectives are run with it; one id per image, ``copies`` included.
     cache
         Where compiled loops are kept between calls (default: a module-level cache).
 
@@ -274,6 +290,19 @@ def visualize(
     compiled = compile_objective(objective)
     copies = _check_positive_int(copies, "copies", 1)
     compiled = repeat(compiled, copies)
+    strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+    replicas = int(strategy.num_replicas_in_sync)
+    if jit_compile and replicas > 1:
+        raise InvalidSettingError(
+            f"jit_compile=True with a strategy of {replicas} replicas: one XLA cluster cannot "
+            f"span several devices; use jit_compile=False (each replica still runs its share "
+            f"on its own device), or no strategy"
+        )
+    if diversity and replicas > 1:
+        raise InvalidSettingError(
+            f"diversity couples the images of a batch and the strategy splits batches over "
+            f"{replicas} replicas; use diversity=0, or no strategy"
+        )
     if diversity:
         compiled = _add_diversity(compiled, float(diversity), diversity_layer)
     nb_steps = _check_positive_int(nb_steps, "nb_steps", 1)
@@ -284,9 +313,11 @@ def visualize(
         raise InvalidSettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     image_shape, _ = _image_shape(compiled.model, custom_shape)
     n_total = compiled.nb_combinations
+    ids = _check_image_ids(image_ids, n_total)
     if batch_size is None:
-        batch_size = max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
+        batch_size = replicas * max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
     batch_size = min(_check_positive_int(batch_size, "batch_size", 1), n_total)
+    batch_size = replicas * math.ceil(batch_size / replicas)
     seed = secrets.randbits(31) if seed is None else int(seed)
 
     width = values_range[1] - values_range[0]
@@ -309,6 +340,7 @@ def visualize(
         bool(jit_compile),
         steps_per_call,
         bool(pooled_noise),
+        id(strategy),
     )
     loop = cache.get(
         key,
@@ -322,6 +354,7 @@ def visualize(
             jit_compile=jit_compile,
             steps_per_call=steps_per_call,
             pooled_noise=pooled_noise,
+            strategy=strategy,
         ),
     )
     loop.objective = compiled  # same structure; the masks are passed per run anyway
@@ -338,11 +371,11 @@ def visualize(
             real = list(range(first, min(first + batch_size, n_total)))
             padded = real + [real[-1]] * (batch_size - len(real))
             out = loop.run(
-                initial_params=parameterization.initial_params(seed, padded),
+                initial_params=parameterization.initial_params(seed, ids[padded]),
                 buffers=parameterization.buffers(),
                 masks=[m[padded] for m in compiled.masks],
                 multipliers=compiled.multipliers,
-                seeds=image_seeds(seed, padded),
+                seeds=image_seeds(seed, ids[padded]),
                 settings=settings,
                 on_steps=bar.update if bar is not None else None,
             )
@@ -378,11 +411,28 @@ def visualize(
             "copies": copies,
             "pooled_noise": bool(pooled_noise),
             "diversity": float(diversity),
+            "replicas": replicas,
         },
         elapsed_s=elapsed,
     )
     _warn_about_failures(result)
     return result
+
+
+def _check_image_ids(image_ids: Sequence[int] | None, count: int) -> np.ndarray:
+    """``image_ids`` as an int64 array of ``count`` non-negative ids (default ``0..count-1``)."""
+    if image_ids is None:
+        return np.arange(count, dtype=np.int64)
+    try:
+        ids = np.asarray(image_ids)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSettingError(f"image_ids must be integers; got {image_ids!r}") from exc
+    if ids.shape != (count,) or not np.issubdtype(ids.dtype, np.integer) or np.any(ids < 0):
+        raise InvalidSettingError(
+            f"image_ids must be {count} non-negative integers (one per image, copies "
+            f"included); got {image_ids!r}"
+        )
+    return ids.astype(np.int64)
 
 
 def _add_diversity(compiled, weight: float, layer: str | int | None):

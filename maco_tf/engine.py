@@ -7,6 +7,14 @@ masks, multipliers, seeds and buffers (the magnitude spectrum) are tensor argume
 loop is traced once per (model, objective structure, shapes, optimizer) and reused by later
 runs -- :class:`LoopCache` keeps recent loops for that.
 
+With a ``tf.distribute`` strategy of R replicas (``MirroredStrategy`` over the GPUs of a
+machine, ``MultiWorkerMirroredStrategy`` over machines), the batch is split: replica ``r``
+renders, crops and scores images ``r*N/R .. (r+1)*N/R - 1`` only, and its gradient is zero on
+the others. The parameters of all images are one mirrored variable and the optimizer sums
+gradients over replicas (plain data-parallel training, with phases as the weights), so every
+replica applies the full update and the images equal those of one device: each image's
+randomness depends on its own seed, not on where it runs.
+
 The engine knows nothing of files or of Xplique: it receives a
 :class:`~maco_tf.objectives.CompiledObjective` and a
 :class:`~maco_tf.parameterization.Parameterization`.
@@ -123,6 +131,10 @@ class CompiledLoop:
     pooled_noise
         Read each step's noise from a pool drawn once per run (see
         :func:`maco_tf.augment.noise_pool`) instead of drawing it afresh.
+    strategy
+        ``tf.distribute`` strategy whose replicas share the batch (default: the current one,
+        i.e. the one whose ``scope()`` is open, else no distribution). ``nb_images`` must be a
+        multiple of its ``num_replicas_in_sync``.
     """
 
     def __init__(
@@ -135,7 +147,26 @@ class CompiledLoop:
         jit_compile: bool = False,
         steps_per_call: int = 8,
         pooled_noise: bool = False,
+        strategy: tf.distribute.Strategy | None = None,
     ):
+        self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
+        self.nb_replicas = int(self.strategy.num_replicas_in_sync)
+        if nb_images % self.nb_replicas:
+            raise ValueError(
+                f"nb_images={nb_images} is not a multiple of the strategy's "
+                f"{self.nb_replicas} replicas"
+            )
+        self.images_per_replica = int(nb_images) // self.nb_replicas
+        if jit_compile and self.nb_replicas > 1:
+            raise ValueError(
+                "jit_compile with a multi-replica strategy: one XLA cluster cannot span the "
+                "replicas' devices; use jit_compile=False or a single-replica strategy"
+            )
+        if objective.diversity_weight and self.nb_replicas > 1:
+            raise ValueError(
+                "the diversity term couples the images of a batch, which a multi-replica "
+                "strategy splits; use diversity=0 or a single-replica strategy"
+            )
         self.objective = objective
         self.parameterization = parameterization
         self.nb_images = int(nb_images)
@@ -147,30 +178,8 @@ class CompiledLoop:
         height, width, _ = model_input_size(objective.model)
         self.input_size = (height, width)
         self.feature_model = keras.Model(objective.model.inputs, objective.feature_outputs)
-        image_shape = parameterization.image_shape
-        self.params = tf.Variable(
-            tf.zeros((self.nb_images, *parameterization.param_shape)), name="maco_params"
-        )
-        self.buffers = {
-            name: tf.Variable(value, trainable=False, name=f"maco_{name}")
-            for name, value in parameterization.buffers().items()
-        }
-        parameterization.bind(self.buffers)
-        self.transparency = tf.Variable(
-            tf.zeros((self.nb_images, *image_shape)), trainable=False, name="maco_transparency"
-        )
-        self.nonfinite = tf.Variable(
-            tf.zeros((self.nb_images,), tf.int32), trainable=False, name="maco_nonfinite"
-        )
-        views = max(self.nb_crops, 1)
-        self._noise_size = views * height * width * image_shape[-1]
-        pool_size = NOISE_POOL_FACTOR * self._noise_size
-        self.noise_pool = tf.Variable(
-            tf.zeros((pool_size if self._pooled else 1,)), trainable=False, name="maco_noise_pool"
-        )
-        self.optimizer = optimizer_factory()
-        self.optimizer.build([self.params])
-        self._optimizer_initial = [v.numpy() for v in self.optimizer.variables]
+        with self.strategy.scope():
+            self._create_state(parameterization, optimizer_factory, height, width)
         mask_specs = tuple(
             tf.TensorSpec((self.nb_images, *m.shape[1:]), tf.float32) for m in objective.masks
         )
@@ -188,10 +197,80 @@ class CompiledLoop:
         )
         self._render = tf.function(lambda: parameterization.to_images(self.params))
 
+    def _create_state(
+        self,
+        parameterization: Parameterization,
+        optimizer_factory: OptimizerFactory,
+        height: int,
+        width: int,
+    ) -> None:
+        """Variables of the loop (mirrored over the strategy's replicas) and the optimizer."""
+        image_shape = parameterization.image_shape
+        self.params = tf.Variable(
+            tf.zeros((self.nb_images, *parameterization.param_shape)), name="maco_params"
+        )
+        self.buffers = {
+            name: tf.Variable(value, trainable=False, name=f"maco_{name}")
+            for name, value in parameterization.buffers().items()
+        }
+        parameterization.bind(self.buffers)
+        # Each replica adds its own images' share (zeros elsewhere): summed over replicas.
+        self.transparency = tf.Variable(
+            tf.zeros((self.nb_images, *image_shape)),
+            trainable=False,
+            name="maco_transparency",
+            aggregation=tf.VariableAggregation.SUM,
+        )
+        self.nonfinite = tf.Variable(
+            tf.zeros((self.nb_images,), tf.int32),
+            trainable=False,
+            name="maco_nonfinite",
+            aggregation=tf.VariableAggregation.SUM,
+        )
+        views = max(self.nb_crops, 1)
+        self._noise_size = views * height * width * image_shape[-1]
+        pool_size = NOISE_POOL_FACTOR * self._noise_size
+        self.noise_pool = tf.Variable(
+            tf.zeros((pool_size if self._pooled else 1,)), trainable=False, name="maco_noise_pool"
+        )
+        self.optimizer = optimizer_factory()
+        self.optimizer.build([self.params])
+        self._optimizer_initial = [v.numpy() for v in self.optimizer.variables]
+
+    def _replica_slice(self, tensor: tf.Tensor) -> tf.Tensor:
+        """Rows of the current replica in a ``(nb_images, ...)`` tensor (all rows on one)."""
+        if self.nb_replicas == 1:
+            return tensor
+        first = self._first_image()
+        rank = len(tensor.shape)
+        return tf.slice(
+            tensor, [first] + [0] * (rank - 1), [self.images_per_replica] + [-1] * (rank - 1)
+        )
+
+    def _to_batch(self, local: tf.Tensor) -> tf.Tensor:
+        """``(nb_images, ...)`` tensor holding this replica's rows ``local``, zeros elsewhere."""
+        if self.nb_replicas == 1:
+            return local
+        first = self._first_image()
+        after = self.nb_images - self.images_per_replica - first
+        padding = [[first, after]] + [[0, 0]] * (len(local.shape) - 1)
+        return tf.pad(local, padding)
+
+    def _first_image(self) -> tf.Tensor:
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.cast(replica, tf.int32) * self.images_per_replica
+
     def _step(self, step, box_size, noise_std, masks, multipliers, seeds) -> tf.Tensor:
-        """One gradient-ascent step on all images; returns their objective values."""
+        """One gradient-ascent step, in replica context, on this replica's images.
+
+        Returns the objective values ``(nb_images,)``, zero on other replicas' images.
+        """
+        nb_local = self.images_per_replica
+        masks = [self._replica_slice(m) for m in masks]
+        seeds = self._replica_slice(seeds)
         with tf.GradientTape() as tape:
-            images = self.parameterization.to_images(self.params)
+            params = self._replica_slice(tf.convert_to_tensor(self.params))
+            images = self.parameterization.to_images(params)
             crops = random_crops(
                 images,
                 box_size,
@@ -209,13 +288,13 @@ class CompiledLoop:
             views = max(self.nb_crops, 1)
             nb_losses = len(self.objective.funcs)
             values = per_image_losses(
-                self.objective, outputs[:nb_losses], masks, multipliers, self.nb_images, views
+                self.objective, outputs[:nb_losses], masks, multipliers, nb_local, views
             )
             total = tf.reduce_sum(values)
             if self.objective.diversity_weight:
-                similarity = batch_similarity(outputs[nb_losses], self.nb_images, views)
-                total -= self.objective.diversity_weight * self.nb_images * similarity
-        grad_params, grad_images = tape.gradient(total, [self.params, images])
+                similarity = batch_similarity(outputs[nb_losses], nb_local, views)
+                total -= self.objective.diversity_weight * nb_local * similarity
+        grad_params, grad_images = tape.gradient(total, [params, images])
         param_axes = list(range(1, len(grad_params.shape)))
         image_axes = list(range(1, len(grad_images.shape)))
         finite = (
@@ -227,10 +306,11 @@ class CompiledLoop:
         keep_images = tf.reshape(finite, [-1] + [1] * len(image_axes))
         grad_params = tf.where(keep_params, grad_params, tf.zeros_like(grad_params))
         grad_images = tf.where(keep_images, grad_images, tf.zeros_like(grad_images))
-        self.optimizer.apply_gradients([(-grad_params, self.params)])
-        self.transparency.assign_add(tf.abs(grad_images))
-        self.nonfinite.assign_add(tf.cast(tf.logical_not(finite), tf.int32))
-        return values
+        # The optimizer sums the replicas' gradients: each is zero outside its own images.
+        self.optimizer.apply_gradients([(-self._to_batch(grad_params), self.params)])
+        self.transparency.assign_add(self._to_batch(tf.abs(grad_images)))
+        self.nonfinite.assign_add(self._to_batch(tf.cast(tf.logical_not(finite), tf.int32)))
+        return self._to_batch(values)
 
     def _steps(self, start, count, box_sizes, noise_levels, masks, multipliers, seeds):
         """``count`` steps from ``start``, inside one graph; returns values ``(count, N)``."""
@@ -238,9 +318,11 @@ class CompiledLoop:
         history = tf.TensorArray(tf.float32, size=count)
         for offset in tf.range(count):
             step = start + offset
-            values = self._step(
-                step, box_sizes[step], noise_levels[step], masks, multipliers, seeds
+            per_replica = self.strategy.run(
+                self._step,
+                args=(step, box_sizes[step], noise_levels[step], masks, multipliers, seeds),
             )
+            values = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
             history = history.write(offset, values)
         return history.stack()
 

@@ -27,7 +27,6 @@ _EPS = 1e-5
 PHASE_SPREAD = float(np.pi)
 
 
-
 def _standardize(tensor: tf.Tensor) -> tf.Tensor:
     """Zero mean, unit standard deviation per batch item (over all other axes)."""
     axes = list(range(1, len(tensor.shape)))
@@ -140,10 +139,7 @@ class MacoParameterization(Parameterization):
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
         """Gaussian phases of spread ``PHASE_SPREAD``, one generator per image index."""
         return np.stack(
-            [
-                image_seed(seed, i).normal(scale=PHASE_SPREAD, size=self.param_shape)
-                for i in indices
-            ]
+            [image_seed(seed, i).normal(scale=PHASE_SPREAD, size=self.param_shape) for i in indices]
         ).astype(np.float32)
 
     def buffers(self) -> dict[str, np.ndarray]:
