@@ -51,23 +51,28 @@ import keras
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import __version__, api, models
+from . import __version__
 from .cli import (
     EXIT_OK,
     FILE_KINDS,
     RESULTS_FILE,
     SETTING_KEYS,
     _add_model_arguments,
+    _agreed_pending,
+    _batch_size,
     _InterruptedError,
+    _load_model,
     _Plan,
     _plan_classes,
     _positive_int,
     _Results,
     _run_pending,
+    _set_up_distribution,
     _settings,
     _settings_diff,
     _slug,
     _Target,
+    _writable,
     add_optimisation_arguments,
 )
 from .errors import MacoError
@@ -1174,23 +1179,40 @@ def run_atlas(args: argparse.Namespace) -> int:
     if args.build_only:
         return _build_only(args, out, say)
 
-    loaded = models.load_model(args.model, values_range=args.values_range)
+    distribution = _set_up_distribution(args, say)
+    loaded = _load_model(args, distribution)
     for note in loaded.notes:
         say(f"note: {note}")
     _check_size(args, loaded)
     plan = _class_plan(args, loaded)
+    with _writable(out, distribution) as folder:
+        return _run_shard(args, folder, loaded, plan, distribution.is_chief, say, started)
+
+
+def _run_shard(
+    args: argparse.Namespace,
+    out: Path,
+    loaded: LoadedModel,
+    plan: _Plan,
+    is_chief: bool,
+    say: Callable[[str], None],
+    started: float,
+) -> int:
+    """Render the shard's missing classes into ``out``; on the chief, also concepts and site."""
     positions = _shard_positions(len(plan.targets), args.shard)
     settings = _settings(args, loaded)
     own = _open_own(out, results_name(args.shard), settings, args.overwrite)
     finished = _finished(out, own)
     pending = [p for p in positions if not finished.is_done(plan.targets[p])]
+    batch_size = _batch_size(args)
+    pending = _agreed_pending(args, settings, plan, pending, batch_size, args.shard)
     index, count = args.shard
     say(
         f"shard {index}/{count}: {len(positions)} of {len(plan.targets)} classes, "
         f"{len(positions) - len(pending)} already done; results in {own.path}"
     )
     sources: dict[str, list[Path]] = {}
-    if args.examples:
+    if args.examples and is_chief:
         classes = [
             (plan.targets[p].slug, plan.targets[p].index, plan.targets[p].name) for p in positions
         ]
@@ -1198,11 +1220,11 @@ def run_atlas(args: argparse.Namespace) -> int:
         _report_unmatched(unmatched)
         sources = _copy_all_examples(out, folders, say)
 
-    batch_size = args.batch_size or max(1, api.AUTO_CROPS_PER_BATCH // max(args.crops, 1))
     try:
         run = _run_pending(args, loaded, plan, pending, own, batch_size, say, started)
         run.update(shard=f"{index}/{count}", skipped=len(positions) - len(pending), concepts=0)
         if sources and args.concepts:
+            # Concepts are the chief's alone (CRAFT runs on its examples), on one device.
             run["concepts"] = _concepts(args, loaded, plan, positions, sources, own, say)
     except (_InterruptedError, KeyboardInterrupt):
         if own.targets:
@@ -1211,7 +1233,7 @@ def run_atlas(args: argparse.Namespace) -> int:
         raise _InterruptedError(done, len(positions), out) from None
     if run["computed"] or run["concepts"]:
         own.save()
-    if positions:
+    if positions and is_chief:
         _build(out, settings, say)
     say(
         f"{len(positions)} classes in shard {index}/{count}: {run['computed']} computed, "

@@ -27,15 +27,17 @@ Exit codes: 0 done, 2 bad input (unknown model, class, layer, index, conflicting
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,6 +46,7 @@ import keras
 import numpy as np
 
 from . import __version__, api, models, targets
+from .distribute import STRATEGIES, Distribution, fingerprint, make_strategy
 from .errors import MacoError
 from .layers import find_layer, layer_paths
 from .models import LoadedModel
@@ -186,6 +189,14 @@ def add_optimisation_arguments(how: argparse._ArgumentGroup, unit: str) -> None:
         help=f"{unit} optimised (and saved) together; default: about 128 crops per step",
     )
     how.add_argument("--jit", action="store_true", help="compile the loop with XLA")
+    how.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="tf.distribute over devices: mirrored (this machine's GPUs), multi-worker "
+        "(machines listed in TF_CONFIG; run the same command on each, the chief writes), none; "
+        "default auto: multi-worker with TF_CONFIG, mirrored with several GPUs, else none",
+    )
 
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -504,10 +515,12 @@ def _run_chunk(
 ) -> None:
     """Optimise, save and record one chunk of targets (indices into ``plan.targets``).
 
-    The chunk's seed is ``--seed`` plus the index of its first target, so chunks differ.
+    Each image's randomness depends on ``--seed`` and its target's id (:func:`_image_ids`)
+    only, so it does not depend on the batch, the shard or the devices it ran in.
     """
     out = results.path.parent
-    seed = args.seed + chunk[0]
+    seed = args.seed
+    ids = _image_ids(plan)
     objective = targets.select(plan.objective, chunk)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", api.DeadObjectiveWarning)
@@ -523,6 +536,8 @@ def _run_chunk(
             batch_size=batch_size,
             jit_compile=args.jit,
             progress=not args.quiet,
+            strategy=_distribution(args).strategy,
+            image_ids=[ids[i] for i in chunk],
         )
     for item in caught:
         if issubclass(item.category, api.DeadObjectiveWarning):
@@ -552,6 +567,7 @@ def _run_chunk(
             "dead": bool(result.dead[position]),
             "top5": None if top5 is None else top5[position],
             "seed": seed,
+            "image_id": ids[index],
             "batch_position": position,
             "wall_time_s": round(result.elapsed_s / len(chunk), 3),
             "batch_wall_time_s": round(result.elapsed_s, 3),
@@ -561,6 +577,76 @@ def _run_chunk(
             first = top5[position][0]
             best = f"  top-1: {first['name']} ({100 * first['probability']:.1f}%)"
         say(f"saved {target.slug}  objective {values[position]:.4g}{best}")
+
+
+def _image_ids(plan: _Plan) -> list[int]:
+    """Random-stream id of each target.
+
+    Its class, channel or neuron index when those are unique in the plan, else its position.
+    """
+    indices = [target.index for target in plan.targets]
+    if len(set(indices)) == len(indices) and min(indices, default=0) >= 0:
+        return indices
+    return list(range(len(indices)))
+
+
+def _distribution(args: argparse.Namespace) -> Distribution:
+    """The :class:`Distribution` a command set up (none for callers that made no strategy)."""
+    return getattr(args, "distribution", None) or Distribution()
+
+
+def _set_up_distribution(args: argparse.Namespace, say: Callable[[str], None]) -> Distribution:
+    """Make ``--strategy``'s strategy (before any other TensorFlow work) and keep it in args."""
+    distribution = Distribution(make_strategy(getattr(args, "strategy", "none")))
+    args.distribution = distribution
+    if distribution.strategy is not None:
+        role = "chief" if distribution.is_chief else "worker (the chief writes the results)"
+        say(f"strategy: {distribution.describe()}; this process is the {role}")
+    return distribution
+
+
+def _load_model(args: argparse.Namespace, distribution: Distribution) -> LoadedModel:
+    """The ``--model``, its weights mirrored over the strategy's devices when there is one."""
+    if distribution.strategy is None:
+        return models.load_model(args.model, values_range=args.values_range)
+    with distribution.strategy.scope():
+        return models.load_model(args.model, values_range=args.values_range)
+
+
+def _agreed_pending(
+    args: argparse.Namespace,
+    settings: dict,
+    plan: _Plan,
+    pending: Sequence[int],
+    batch_size: int,
+    shard: tuple[int, int] = (0, 1),
+) -> list[int]:
+    """The chief's pending targets, after checking that all workers run the same thing."""
+    key = fingerprint(settings, [t.key for t in plan.targets], batch_size, shard)
+    return _distribution(args).agree(key, pending, len(plan.targets))
+
+
+@contextlib.contextmanager
+def _writable(out: Path, distribution: Distribution) -> Iterator[Path]:
+    """Where this process writes: ``out`` on the chief.
+
+    The other workers of a cluster compute what the chief writes, into a scratch folder that
+    is deleted on exit.
+    """
+    if distribution.is_chief:
+        yield out
+        return
+    scratch = Path(tempfile.mkdtemp(prefix="maco-tf-worker-"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _batch_size(args: argparse.Namespace) -> int:
+    """``--batch-size``, or about 128 crops per step on each replica."""
+    per_replica = max(1, api.AUTO_CROPS_PER_BATCH // max(args.crops, 1))
+    return args.batch_size or per_replica * _distribution(args).replicas
 
 
 def _settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
@@ -588,7 +674,8 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(message, flush=True)
 
-    loaded = models.load_model(args.model, values_range=args.values_range)
+    distribution = _set_up_distribution(args, say)
+    loaded = _load_model(args, distribution)
     for note in loaded.notes:
         say(f"note: {note}")
     if args.size < max(loaded.input_size):
@@ -598,13 +685,16 @@ def _cmd_visualize(args: argparse.Namespace) -> int:
             f"{max(loaded.input_size)}"
         )
     plan = _plan(args, loaded)
-    results = _open_results(out, _settings(args, loaded), args.overwrite)
-    pending = [i for i, target in enumerate(plan.targets) if not results.is_done(target)]
-    total = len(plan.targets)
-    for i in sorted(set(range(total)) - set(pending)):
-        say(f"skipped {plan.targets[i].slug} (already in {out})")
-    batch_size = args.batch_size or max(1, api.AUTO_CROPS_PER_BATCH // max(args.crops, 1))
-    run = _run_pending(args, loaded, plan, pending, results, batch_size, say, started)
+    settings = _settings(args, loaded)
+    batch_size = _batch_size(args)
+    with _writable(out, distribution) as folder:
+        results = _open_results(folder, settings, args.overwrite)
+        pending = [i for i, target in enumerate(plan.targets) if not results.is_done(target)]
+        pending = _agreed_pending(args, settings, plan, pending, batch_size)
+        total = len(plan.targets)
+        for i in sorted(set(range(total)) - set(pending)):
+            say(f"skipped {plan.targets[i].slug} (already in {out})")
+        run = _run_pending(args, loaded, plan, pending, results, batch_size, say, started)
     say(
         f"{total} targets: {run['computed']} computed, {run['skipped']} skipped; "
         f"results in {out / RESULTS_FILE} ({run['time_s']:.1f} s)"
@@ -629,6 +719,7 @@ def _run_pending(
         "skipped": len(plan.targets) - len(pending),
         "batch_size": batch_size,
         "jit": bool(args.jit),
+        "strategy": _distribution(args).describe(),
         "time_s": 0.0,
     }
     results.runs.append(run)
