@@ -188,6 +188,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--crops", type=int, default=None, help=f"default {FULL['crops']}")
     parser.add_argument("--size", type=int, default=None, help=f"default {FULL['size']}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--box-size",
+        default="1.0,0.3",
+        metavar="START,END",
+        help="crop side schedule, linear (default 1.0,0.3 as maco-tf; Xplique's is 0.5,0.05)",
+    )
+    parser.add_argument(
+        "--whole-views",
+        type=int,
+        default=4,
+        help="crops per step that show the whole image (default 4 as maco-tf; Xplique 0)",
+    )
+    parser.add_argument(
+        "--xplique-schedule",
+        action="store_true",
+        help="add a MACO row with Xplique's crops (0.5 -> 0.05, no whole view), equal steps",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="images per compiled loop")
     parser.add_argument("--jit", action="store_true", help="compile the loops with XLA")
     parser.add_argument(
@@ -206,6 +223,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save", default=None, help="folder to write the images as PNG")
     parser.add_argument("--json", default=None, help="write the results to this JSON file")
     args = parser.parse_args(argv)
+    try:
+        start, end = (float(v) for v in args.box_size.split(","))
+    except ValueError:
+        parser.error(f"--box-size: expected START,END such as 1.0,0.3; got {args.box_size!r}")
+    args.box_size = (start, end)
     preset = QUICK if args.quick else FULL
     for key in ("steps", "crops", "size"):
         if getattr(args, key) is None:
@@ -331,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     transfer_names = [t.name for t in transfers]
     print(
         f"model: {loaded.name} (offline), {len(classes)} classes, {args.steps} steps, "
-        f"{args.crops} crops, {args.size}x{args.size} px, seed {args.seed}, "
+        f"{args.crops} crops ({args.whole_views} whole), crop side {args.box_size[0]:g} -> "
+        f"{args.box_size[1]:g}, {args.size}x{args.size} px, seed {args.seed}, "
         f"batch {args.batch_size or 'auto'}, jit {args.jit}"
     )
 
@@ -354,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
 
     objective = class_logits(loaded.model, classes, loaded.logits_layer, class_names=names)
     rows, images_by_method = [], {}
-    for method in METHODS:
+    variants = [(method, method, args.box_size, args.whole_views) for method in METHODS]
+    if args.xplique_schedule:
+        variants.append(("maco, Xplique crops", "maco", (0.5, 0.05), 0))
+    for label, method, (box_start, box_end), whole_views in variants:
         start = time.perf_counter()
         viz = maco_tf.visualize(
             objective,
@@ -363,14 +389,17 @@ def main(argv: list[str] | None = None) -> int:
             nb_crops=args.crops,
             values_range=loaded.values_range,
             custom_shape=(args.size, args.size),
+            box_size=np.linspace(box_start, box_end, args.steps, dtype=np.float32),
+            whole_views=min(whole_views, args.crops),
             seed=args.seed,
             batch_size=args.batch_size,
             jit_compile=args.jit,
+            image_ids=classes,  # as maco-tf: an image depends on (seed, class) only
         )
         total = time.perf_counter() - start
-        images_by_method[method] = viz.images
+        images_by_method[label] = viz.images
         row = score(
-            method,
+            label,
             viz.images,
             classes,
             loaded,
@@ -382,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
         optimizer = maco_tf.default_optimizer(method)
         row["optimizer"] = f"{type(optimizer).__name__}({float(optimizer.learning_rate):g})"
         rows.append(row)
-        print(f"  {method}: {total:.1f} s ({viz.elapsed_s:.1f} s optimising)", flush=True)
+        row["crops_schedule"] = [box_start, box_end, min(whole_views, args.crops)]
+        print(f"  {label}: {total:.1f} s ({viz.elapsed_s:.1f} s optimising)", flush=True)
 
     photo_classes = [c for c in classes if c in photo_features]
     if photo_classes:
@@ -419,16 +449,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.verbose:
         print("\nrank of the target class per class (self):")
-        print("  ".join(["class".ljust(22)] + [m.rjust(7) for m in METHODS]))
+        print("  ".join(["class".ljust(22)] + [v[0][:7].rjust(7) for v in variants]))
         for i, target in enumerate(classes):
-            cells = [str(r["ranks"][i]).rjust(7) for r in rows[: len(METHODS)]]
+            cells = [str(r["ranks"][i]).rjust(7) for r in rows[: len(variants)]]
             print("  ".join([f"{target} {names[target]}"[:22].ljust(22), *cells]))
     if args.save:
         from maco_tf.render import save_png, to_uint8
 
         for method, images in images_by_method.items():
             for target, image in zip(classes, images, strict=True):
-                path = os.path.join(args.save, f"{method}_{target:04d}.png")
+                stem = method.replace(", ", "_").replace(" ", "_")
+                path = os.path.join(args.save, f"{stem}_{target:04d}.png")
                 save_png(path, to_uint8(image, loaded.values_range))
         print(f"images written to {args.save}")
     if args.json:

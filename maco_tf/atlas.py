@@ -571,6 +571,7 @@ def _visualize_craft(job: _ConceptJob, craft: object, target: _Target, seed: int
         batch_size=args.batch_size or args.concepts,
         jit_compile=args.jit,
         progress=not args.quiet,
+        whole_views=min(args.whole_views, args.crops),
     )
 
 

@@ -65,6 +65,7 @@ SETTING_KEYS = (
     "crops",
     "size",
     "box_size",
+    "whole_views",
     "seed",
 )
 # Defaults chosen so that the whole image shows the target (see README, "Quality"): crops that
@@ -73,6 +74,7 @@ DEFAULT_STEPS = 128
 DEFAULT_CROPS = 16
 DEFAULT_SIZE = 320
 DEFAULT_BOX_SIZE = (1.0, 0.3)
+DEFAULT_WHOLE_VIEWS = 4
 FILE_KINDS = ("image", "rgba", "heatmap")
 #: Exceptions that mean a user mistake: one-line message, exit code 2.
 USER_ERRORS = (MacoError, ImageNetClassError, CheckpointError)
@@ -180,6 +182,14 @@ def add_optimisation_arguments(how: argparse._ArgumentGroup, unit: str) -> None:
         metavar="START,END",
         help="crop side as a fraction of the image side, linear from START to END "
         f"(default {DEFAULT_BOX_SIZE[0]:g},{DEFAULT_BOX_SIZE[1]:g}; Xplique's is 0.5,0.05)",
+    )
+    how.add_argument(
+        "--whole-views",
+        type=_positive_int(0),
+        default=DEFAULT_WHOLE_VIEWS,
+        metavar="K",
+        help=f"of the --crops views each step, K show the whole image (default "
+        f"{DEFAULT_WHOLE_VIEWS}; Xplique: 0)",
     )
     how.add_argument("--seed", type=_positive_int(0), default=0, help="default 0")
     how.add_argument(
@@ -538,6 +548,7 @@ def _run_chunk(
             progress=not args.quiet,
             strategy=_distribution(args).strategy,
             image_ids=[ids[i] for i in chunk],
+            whole_views=min(args.whole_views, args.crops),
         )
     for item in caught:
         if issubclass(item.category, api.DeadObjectiveWarning):
@@ -660,6 +671,7 @@ def _settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
         "crops": args.crops,
         "size": args.size,
         "box_size": [float(v) for v in args.box_size],
+        "whole_views": min(args.whole_views, args.crops),
         "seed": args.seed,
     }
 

@@ -131,6 +131,9 @@ class CompiledLoop:
     pooled_noise
         Read each step's noise from a pool drawn once per run (see
         :func:`maco_tf.augment.noise_pool`) instead of drawing it afresh.
+    whole_views
+        Crops per image and step that are the whole image (see
+        :func:`maco_tf.augment.random_crops`).
     strategy
         ``tf.distribute`` strategy whose replicas share the batch (default: the current one,
         i.e. the one whose ``scope()`` is open, else no distribution). ``nb_images`` must be a
@@ -148,6 +151,7 @@ class CompiledLoop:
         steps_per_call: int = 8,
         pooled_noise: bool = False,
         strategy: tf.distribute.Strategy | None = None,
+        whole_views: int = 0,
     ):
         self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
         self.nb_replicas = int(self.strategy.num_replicas_in_sync)
@@ -174,6 +178,7 @@ class CompiledLoop:
         self.steps_per_call = int(steps_per_call)
         self.jit_compile = bool(jit_compile)
         self._pooled = bool(pooled_noise)
+        self.whole_views = int(whole_views)
         self.trace_count = 0
         height, width, _ = model_input_size(objective.model)
         self.input_size = (height, width)
@@ -281,6 +286,7 @@ class CompiledLoop:
                 step,
                 xla_friendly=self.jit_compile,
                 pool=self.noise_pool if self._pooled else None,
+                whole_views=self.whole_views,
             )
             outputs = self.feature_model(crops, training=False)
             if not isinstance(outputs, (list, tuple)):

@@ -221,3 +221,12 @@ def test_diversity_needs_a_spatial_layer(tiny_model):
         seed=0,
     )
     assert result.images.shape == (2, 32, 32, 3)
+
+
+def test_whole_views_are_checked_and_recorded(tiny_model, fast_settings):
+    objective = Objective.neuron(tiny_model, "logits", [0, 1])
+    result = maco_tf.visualize(objective, whole_views=1, **fast_settings)
+    assert result.settings["whole_views"] == 1 and np.all(np.isfinite(result.images))
+    assert not np.allclose(result.images, maco_tf.visualize(objective, **fast_settings).images)
+    with pytest.raises(maco_tf.InvalidSettingError, match="whole_views"):
+        maco_tf.visualize(objective, whole_views=3, **fast_settings)  # FAST has 2 crops

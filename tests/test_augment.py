@@ -7,6 +7,7 @@ from maco_tf.augment import (
     crop_and_resize,
     noise_schedule,
     random_crops,
+    whole_image_views,
 )
 from maco_tf.errors import InvalidSettingError
 
@@ -72,6 +73,53 @@ def test_crops_are_per_image_and_reproducible(rng):
     np.testing.assert_allclose(crops[8:], alone, atol=1e-6)  # independent of batch mates
     assert not np.allclose(_crops(images, [11, 12, 13], step=4), crops)
     np.testing.assert_allclose(_crops(images, [11, 12, 13], xla=True), crops, atol=1e-4)
+
+
+def test_whole_views_show_the_whole_image_and_keep_the_other_crops(rng):
+    images = tf.constant(rng.normal(size=(2, 24, 20, 3)).astype(np.float32))
+    seeds = tf.constant([11, 12], tf.int64)
+
+    def crops(step, whole, noise=0.0, nb_crops=4, xla=False):
+        return random_crops(
+            images, 0.4, noise, nb_crops, (8, 8), seeds, tf.constant(step),
+            whole_views=whole, xla_friendly=xla,
+        ).numpy()  # fmt: skip
+
+    # An antialiased resize in which every pixel counts the same (resize_matrix).
+    whole = whole_image_views(images, (8, 8)).numpy()
+    smooth = tf.image.resize(tf.image.resize(images, (6, 5)), (24, 20))  # low-pass content
+    np.testing.assert_allclose(
+        whole_image_views(smooth, (8, 8)),
+        tf.image.resize(smooth, (8, 8), antialias=True),
+        atol=0.05,
+    )
+    for step in (3, 4):
+        with_whole, plain = crops(step, 2), crops(step, 0)
+        for image in range(2):
+            first = 4 * image
+            np.testing.assert_allclose(with_whole[first], whole[image], atol=1e-5)
+            np.testing.assert_allclose(with_whole[first + 1], whole[image], atol=1e-5)
+            # the random crops keep their draws: crops 2 and 3 are those without whole views
+            np.testing.assert_array_equal(
+                with_whole[first + 2 : first + 4], plain[first + 2 : first + 4]
+            )
+            assert not np.allclose(plain[first], whole[image], atol=1e-3)
+    np.testing.assert_allclose(crops(3, 2, xla=True), crops(3, 2), atol=1e-4)
+    only_whole = crops(3, 2, nb_crops=2)
+    np.testing.assert_allclose(only_whole[[0, 2]], whole, atol=1e-5)
+    noisy = crops(3, 1, noise=0.1)
+    assert 0.05 < np.std(noisy[0] - whole[0]) < 0.2  # whole views get noise like the others
+
+
+def test_resize_matrix_spreads_every_pixel():
+    from maco_tf.augment import resize_matrix
+
+    weights = resize_matrix(320, 224)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)  # constants are kept
+    coverage = weights.sum(axis=0)  # what each source pixel contributes: the same for all
+    np.testing.assert_allclose(coverage, 224 / 320, rtol=1e-3)
+    assert np.all(weights >= 0) and np.count_nonzero(weights[100]) <= 5  # a local filter
+    np.testing.assert_allclose(resize_matrix(7, 7), np.eye(7), atol=1e-7)
 
 
 def test_noise_distribution():
