@@ -6,6 +6,8 @@ optimisation steps so that the whole set takes a few minutes::
 
     python docs/make_figures.py                 # all figures, 64 steps
     python docs/make_figures.py --steps 16 --only methods,objectives
+    python docs/make_figures.py --readme-from q10   # the README's two figures, from the output
+                                                    # folder of the README's quality command
 
 Each PNG is kept under 300 KB (re-saved with a 256-colour palette when needed).
 """
@@ -283,6 +285,38 @@ FIGURES: dict[str, Callable[[dict], None]] = {
 }
 
 
+def readme_figures(folder: Path, tile: int = 176) -> None:
+    """The README's figures from a ``maco-tf visualize`` output folder (10 classes).
+
+    ``quickstart.png``: the images, 5 per row; ``transparency.png``: the first five with their
+    transparency as alpha over white. Nothing is optimised here: the pictures are the
+    command line's own output.
+    """
+    import json
+
+    records = json.loads((folder / "results.json").read_text())["targets"]
+    if len(records) != 10:
+        raise SystemExit(f"{folder} holds {len(records)} targets; the README shows 10")
+    grid = Image.new("RGB", (5 * tile, 2 * tile))
+    strip = Image.new("RGB", (5 * tile, tile))
+    for position, record in enumerate(records):
+        image = Image.open(folder / record["files"]["image"]).convert("RGB")
+        grid.paste(
+            image.resize((tile, tile), Image.LANCZOS),
+            (tile * (position % 5), tile * (position // 5)),
+        )
+        if position < 5:
+            rgba = Image.open(folder / record["files"]["rgba"]).convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            flat = Image.alpha_composite(white, rgba).convert("RGB")
+            strip.paste(flat.resize((tile, tile), Image.LANCZOS), (tile * position, 0))
+    for name, picture in (("quickstart", grid), ("transparency", strip)):
+        path = OUT / f"{name}.png"
+        picture.save(path, optimize=True)
+        kilobytes = path.stat().st_size / 1000
+        print(f"  {path.name}: {picture.size[0]}x{picture.size[1]}, {kilobytes:.0f} KB")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Render the chosen figures."""
     global OUT
@@ -290,8 +324,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=64, help="optimisation steps (default 64)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {list(FIGURES)}")
     parser.add_argument("--out", type=Path, default=None, help="output folder (docs/images)")
+    parser.add_argument(
+        "--readme-from",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="only make the README's figures, from this maco-tf visualize output folder",
+    )
     args = parser.parse_args(argv)
     OUT = args.out or OUT
+    if args.readme_from is not None:
+        readme_figures(args.readme_from)
+        return 0
     chosen = [name for name in args.only.split(",") if name] or list(FIGURES)
     unknown = sorted(set(chosen) - set(FIGURES))
     if unknown:
