@@ -24,6 +24,8 @@ DEFAULT_BOX_SIZE = (0.5, 0.05)
 CENTER_STD = 0.15
 BOX_SIZE_STD = 0.05
 MIN_BOX_SIZE = 0.05
+#: Std (image pixels) of the random roll of the whole views, clipped to 6 pixels.
+WHOLE_SHIFT_STD = 3.0
 
 
 def linear_schedule(start: float, end: float) -> Callable[[int], np.ndarray]:
@@ -283,9 +285,10 @@ def random_crops(
     pool
         A :func:`noise_pool` to read the noise from, instead of fresh draws.
     whole_views
-        The first ``whole_views`` views of each image are the whole image (antialiased resize,
-        :func:`whole_image_views`, with noise), so that every step also scores the image as it
-        is finally seen; the other crops are drawn as usual (from the same random stream).
+        The first ``whole_views`` views of each image are the whole image (rolled by a few
+        random pixels, antialiased resize :func:`whole_image_views`, noise), so that every
+        step also scores the image as it is finally seen; the other crops are drawn as usual
+        (from the same random stream).
 
     Returns
     -------
@@ -298,14 +301,20 @@ def random_crops(
     if nb_crops == 0:
         crops = tf.image.resize(images, output_size)
     else:
-        boxes = []
+        boxes, shifts = [], []
         for j in range(nb_images):
             seeds = step_seeds(image_seeds[j : j + 1], step, 0)[0]
             draws = tf.random.stateless_normal((3, nb_crops), seed=seeds, alg="philox")
             center_y = 0.5 + draws[0] * CENTER_STD
             center_x = 0.5 + draws[1] * CENTER_STD
             side = tf.clip_by_value(box_size + draws[2] * BOX_SIZE_STD, MIN_BOX_SIZE, 1.0)
-            if whole_views:  # those views are not crops: their draws are left unused
+            if whole_views:  # whole views are not crops: their draws give the view's shift
+                shifts.append(
+                    tf.cast(
+                        tf.round(tf.clip_by_value(draws[:2, 0] * WHOLE_SHIFT_STD, -6.0, 6.0)),
+                        tf.int32,
+                    )
+                )
                 center_y, center_x, side = (t[whole_views:] for t in (center_y, center_x, side))
             boxes.append(
                 tf.stack(
@@ -321,7 +330,12 @@ def random_crops(
         cropped = nb_crops - whole_views
         parts = []
         if whole_views:
-            whole = whole_image_views(images, output_size)[:, None]
+            # Rolled by a few pixels (the synthesised images are periodic): the model's
+            # stride patterns then land elsewhere at every step instead of adding up.
+            rolled = tf.stack(
+                [tf.roll(images[j], shifts[j], axis=[0, 1]) for j in range(nb_images)]
+            )
+            whole = whole_image_views(rolled, output_size)[:, None]
             parts.append(tf.repeat(whole, whole_views, axis=1))
         if cropped:
             box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), cropped)
