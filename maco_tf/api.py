@@ -46,6 +46,11 @@ AUTO_CROPS_PER_BATCH = 128
 _DEFAULT_CACHE = LoopCache()
 
 
+def auto_batch_size(nb_crops: int, replicas: int = 1) -> int:
+    """Images per compiled batch when none is given: about 128 crops per step on each replica."""
+    return replicas * max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
+
+
 class DeadObjectiveWarning(UserWarning):
     """An objective gave no usable gradient: its image stayed at its random start."""
 
@@ -327,7 +332,7 @@ def visualize(
     n_total = compiled.nb_combinations
     ids = _check_image_ids(image_ids, n_total)
     if batch_size is None:
-        batch_size = replicas * max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
+        batch_size = auto_batch_size(nb_crops, replicas)
     batch_size = min(_check_positive_int(batch_size, "batch_size", 1), n_total)
     batch_size = replicas * math.ceil(batch_size / replicas)
     seed = secrets.randbits(31) if seed is None else int(seed)

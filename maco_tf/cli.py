@@ -656,8 +656,7 @@ def _writable(out: Path, distribution: Distribution) -> Iterator[Path]:
 
 def _batch_size(args: argparse.Namespace) -> int:
     """``--batch-size``, or about 128 crops per step on each replica."""
-    per_replica = max(1, api.AUTO_CROPS_PER_BATCH // max(args.crops, 1))
-    return args.batch_size or per_replica * _distribution(args).replicas
+    return args.batch_size or api.auto_batch_size(args.crops, _distribution(args).replicas)
 
 
 def _settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
