@@ -72,6 +72,7 @@ from .cli import (
     _settings_diff,
     _slug,
     _Target,
+    _whole_views,
     _writable,
     add_optimisation_arguments,
 )
@@ -571,7 +572,7 @@ def _visualize_craft(job: _ConceptJob, craft: object, target: _Target, seed: int
         batch_size=args.batch_size or args.concepts,
         jit_compile=args.jit,
         progress=not args.quiet,
-        whole_views=min(args.whole_views, args.crops),
+        whole_views=_whole_views(args),
     )
 
 

@@ -548,7 +548,7 @@ def _run_chunk(
             progress=not args.quiet,
             strategy=_distribution(args).strategy,
             image_ids=[ids[i] for i in chunk],
-            whole_views=min(args.whole_views, args.crops),
+            whole_views=_whole_views(args),
         )
     for item in caught:
         if issubclass(item.category, api.DeadObjectiveWarning):
@@ -654,6 +654,11 @@ def _writable(out: Path, distribution: Distribution) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _whole_views(args: argparse.Namespace) -> int:
+    """``--whole-views``, at most ``--crops`` (every view whole)."""
+    return min(args.whole_views, args.crops)
+
+
 def _batch_size(args: argparse.Namespace) -> int:
     """``--batch-size``, or about 128 crops per step on each replica."""
     return args.batch_size or api.auto_batch_size(args.crops, _distribution(args).replicas)
@@ -670,7 +675,7 @@ def _settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
         "crops": args.crops,
         "size": args.size,
         "box_size": [float(v) for v in args.box_size],
-        "whole_views": min(args.whole_views, args.crops),
+        "whole_views": _whole_views(args),
         "seed": args.seed,
     }
 
