@@ -56,7 +56,7 @@ def time_xplique(model, objective_cls, args, steps):
     return time.perf_counter() - start
 
 
-def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=False):
+def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=True):
     import maco_tf
 
     objective = objective_for(model, objective_cls, count)
@@ -144,6 +144,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--objectives", default="1,4", help="batch sizes for the per-image table")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument(
+        "--no-jit", action="store_true", help="skip the XLA variant (slow on a CPU)"
+    )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -164,27 +167,44 @@ def main():
             lambda s: time_xplique(model, objective_cls, args, s), n
         ),
         "maco_tf.maco": lambda n: per_step(lambda s: time_ours(model, objective_cls, args, s), n),
-        "maco_tf.maco pooled noise": lambda n: per_step(
-            lambda s: time_ours(model, objective_cls, args, s, pooled=True), n
+        "maco_tf.maco fresh noise": lambda n: per_step(
+            lambda s: time_ours(model, objective_cls, args, s, pooled=False), n
         ),
         "maco_tf.maco jit": lambda n: per_step(
             lambda s: time_ours(model, objective_cls, args, s, jit=True), n
         ),
     }
+    if args.no_jit:
+        del variants["maco_tf.maco jit"]
     samples = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, run in variants.items():
             value = run(args.steps)
             samples[name].append(value / args.steps if name.startswith("floor") else value)
-    med = {name: statistics.median(v) for name, v in samples.items()}
-    base = med["floor (model fwd+bwd)"]
-    print(f"\n{'variant':28s} {'s/step':>8s} {'x floor':>8s} {'x xplique':>10s}")
-    for name, value in med.items():
-        print(f"{name:28s} {value:8.3f} {value / base:8.2f} {value / med['xplique.maco']:10.2f}")
+    floor_name = "floor (model fwd+bwd)"
+
+    def paired(name: str, reference: str) -> float:
+        """Median over rounds of the ratio within a round (neighbours in time)."""
+        return statistics.median(
+            a / b for a, b in zip(samples[name], samples[reference], strict=True)
+        )
+
     print(
-        f"\nmaco_tf overhead over the floor: {100 * (med['maco_tf.maco'] / base - 1):+.1f}%, "
-        f"pooled noise {100 * (med['maco_tf.maco pooled noise'] / base - 1):+.1f}% "
-        f"(xplique: {100 * (med['xplique.maco'] / base - 1):+.1f}%)"
+        f"\n{'variant':28s} {'s/step':>8s} {'min':>8s} {'x floor':>8s} {'x xplique':>10s}"
+        "   (median; ratios: median of per-round ratios)"
+    )
+    for name, values in samples.items():
+        print(
+            f"{name:28s} {statistics.median(values):8.3f} {min(values):8.3f} "
+            f"{paired(name, floor_name):8.3f} {paired(name, 'xplique.maco'):10.3f}"
+        )
+    ours = paired("maco_tf.maco", floor_name) - 1
+    fresh = paired("maco_tf.maco fresh noise", floor_name) - 1
+    xplique = paired("xplique.maco", floor_name) - 1
+    minima = min(samples["maco_tf.maco"]) / min(samples[floor_name]) - 1
+    print(
+        f"\nmaco_tf overhead over the floor: {100 * ours:+.1f}%, fresh noise {100 * fresh:+.1f}% "
+        f"(xplique: {100 * xplique:+.1f}%); ratio of the minima: {100 * minima:+.1f}%"
     )
 
     counts = [int(c) for c in args.objectives.split(",")]

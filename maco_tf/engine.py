@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import NOISE_POOL_FACTOR, noise_pool, random_crops
+from .augment import noise_pool, random_crops
 from .errors import IncompatibleModelError
 from .objectives import CompiledObjective, batch_similarity, per_image_losses
 from .parameterization import Parameterization
@@ -71,6 +71,10 @@ class LoopOutput:
     transparency: np.ndarray
     losses: np.ndarray  # (nb_steps, n_images): objective value at each step
     nonfinite_steps: np.ndarray  # (n_images,): steps whose gradient was NaN/inf and skipped
+
+
+#: Salt of the noise pool's random stream ("pool").
+_POOL_SALT = 0x706F6F6C
 
 
 def image_seeds(seed: int, indices: Sequence[int]) -> np.ndarray:
@@ -129,8 +133,8 @@ class CompiledLoop:
     steps_per_call
         Steps run inside one call of the compiled function.
     pooled_noise
-        Read each step's noise from a pool drawn once per run (see
-        :func:`maco_tf.augment.noise_pool`) instead of drawing it afresh.
+        Read each step's noise from a pool drawn once per call, i.e. every ``steps_per_call``
+        steps (see :func:`maco_tf.augment.noise_pool`), instead of drawing it afresh.
     whole_views
         Crops per image and step that are the whole image (see
         :func:`maco_tf.augment.random_crops`).
@@ -149,7 +153,7 @@ class CompiledLoop:
         nb_crops: int,
         jit_compile: bool = False,
         steps_per_call: int = 8,
-        pooled_noise: bool = False,
+        pooled_noise: bool = True,
         strategy: tf.distribute.Strategy | None = None,
         whole_views: int = 0,
     ):
@@ -196,6 +200,7 @@ class CompiledLoop:
             mask_specs,
             tf.TensorSpec((len(objective.funcs),), tf.float32),  # multipliers
             tf.TensorSpec((self.nb_images,), tf.int64),  # image seeds
+            tf.TensorSpec((), tf.int64),  # run seed (noise pool)
         ]
         self._run_steps = tf.function(
             self._steps, input_signature=signature, jit_compile=jit_compile
@@ -234,10 +239,6 @@ class CompiledLoop:
         )
         views = max(self.nb_crops, 1)
         self._noise_size = views * height * width * image_shape[-1]
-        pool_size = NOISE_POOL_FACTOR * self._noise_size
-        self.noise_pool = tf.Variable(
-            tf.zeros((pool_size if self._pooled else 1,)), trainable=False, name="maco_noise_pool"
-        )
         self.optimizer = optimizer_factory()
         self.optimizer.build([self.params])
         self._optimizer_initial = [v.numpy() for v in self.optimizer.variables]
@@ -265,7 +266,7 @@ class CompiledLoop:
         replica = tf.distribute.get_replica_context().replica_id_in_sync_group
         return tf.cast(replica, tf.int32) * self.images_per_replica
 
-    def _step(self, step, box_size, noise_std, masks, multipliers, seeds) -> tf.Tensor:
+    def _step(self, step, box_size, noise_std, masks, multipliers, seeds, pool) -> tf.Tensor:
         """One gradient-ascent step, in replica context, on this replica's images.
 
         Returns the objective values ``(nb_images,)``, zero on other replicas' images.
@@ -285,7 +286,7 @@ class CompiledLoop:
                 seeds,
                 step,
                 xla_friendly=self.jit_compile,
-                pool=self.noise_pool if self._pooled else None,
+                pool=pool,
                 whole_views=self.whole_views,
             )
             outputs = self.feature_model(crops, training=False)
@@ -308,25 +309,38 @@ class CompiledLoop:
             & tf.reduce_all(tf.math.is_finite(grad_params), axis=param_axes)
             & tf.reduce_all(tf.math.is_finite(grad_images), axis=image_axes)
         )
-        keep_params = tf.reshape(finite, [-1] + [1] * len(param_axes))
-        keep_images = tf.reshape(finite, [-1] + [1] * len(image_axes))
-        grad_params = tf.where(keep_params, grad_params, tf.zeros_like(grad_params))
-        grad_images = tf.where(keep_images, grad_images, tf.zeros_like(grad_images))
+
+        def zero_nonfinite():
+            keep_params = tf.reshape(finite, [-1] + [1] * len(param_axes))
+            keep_images = tf.reshape(finite, [-1] + [1] * len(image_axes))
+            return (
+                tf.where(keep_params, grad_params, tf.zeros_like(grad_params)),
+                tf.where(keep_images, grad_images, tf.zeros_like(grad_images)),
+            )
+
+        # the selects cost two passes over the gradients: only when something is not finite
+        grad_params, grad_images = tf.cond(
+            tf.reduce_all(finite), lambda: (grad_params, grad_images), zero_nonfinite
+        )
         # The optimizer sums the replicas' gradients: each is zero outside its own images.
         self.optimizer.apply_gradients([(-self._to_batch(grad_params), self.params)])
         self.transparency.assign_add(self._to_batch(tf.abs(grad_images)))
         self.nonfinite.assign_add(self._to_batch(tf.cast(tf.logical_not(finite), tf.int32)))
         return self._to_batch(values)
 
-    def _steps(self, start, count, box_sizes, noise_levels, masks, multipliers, seeds):
+    def _steps(self, start, count, box_sizes, noise_levels, masks, multipliers, seeds, run_seed):
         """``count`` steps from ``start``, inside one graph; returns values ``(count, N)``."""
         self.trace_count += 1  # Python side effect: runs only while tracing
+        pool = None
+        if self._pooled:  # one pool per call, the same for every batch: shards stay equal
+            pool_seed = tf.stack([run_seed, tf.cast(start, tf.int64) * 16 + _POOL_SALT])
+            pool = noise_pool(self._noise_size, pool_seed)
         history = tf.TensorArray(tf.float32, size=count)
         for offset in tf.range(count):
             step = start + offset
             per_replica = self.strategy.run(
                 self._step,
-                args=(step, box_sizes[step], noise_levels[step], masks, multipliers, seeds),
+                args=(step, box_sizes[step], noise_levels[step], masks, multipliers, seeds, pool),
             )
             values = self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
             history = history.write(offset, values)
@@ -377,10 +391,6 @@ class CompiledLoop:
             Images, transparency, per-step objective values and non-finite step counts.
         """
         self.reset(initial_params, buffers)
-        if self._pooled:
-            self.noise_pool.assign(
-                noise_pool(self._noise_size, tf.constant([settings.seed, 0x706F6F6C], tf.int64))
-            )
         box_sizes = tf.constant(settings.box_sizes, tf.float32)
         noise = tf.constant(settings.noise_levels, tf.float32)
         mask_tensors = tuple(tf.constant(m, tf.float32) for m in masks)
@@ -398,6 +408,7 @@ class CompiledLoop:
                     mask_tensors,
                     multipliers,
                     seeds,
+                    tf.constant(settings.seed, tf.int64),
                 ).numpy()
             )
             if on_steps is not None:

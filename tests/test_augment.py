@@ -153,27 +153,46 @@ def test_noise_distribution():
     assert abs(np.corrcoef(noise.ravel(), other.ravel())[0, 1]) < 0.05
 
 
-def test_pooled_noise_windows():
-    from maco_tf.augment import noise_pool, pooled_noise
+def test_noise_from_16_bit_halves_has_the_right_moments_and_tails():
+    from scipy import stats
 
+    from maco_tf.augment import gaussian_plus_uniform
+
+    # an odd size: the last Box-Muller pair is cut
+    noise = gaussian_plus_uniform((1_000_001,), tf.constant([7, 8], tf.int64)).numpy()
+    assert noise.shape == (1_000_001,)
+    centred = noise - noise.mean()
+    variance = centred.var()
+    assert abs(noise.mean()) < 0.005
+    np.testing.assert_allclose(variance, 1 + 1 / 12, rtol=0.01)
+    # fourth moment of N(0, 1) + U(-1/2, 1/2): 3 + 6/12 + 1/80
+    np.testing.assert_allclose((centred**4).mean(), 3.5125, rtol=0.03)
+    # tails: P(|N + U| > 3) as the exact convolution gives it, within sampling error
+    grid = np.linspace(-0.5, 0.5, 2001)
+    tail = np.mean(stats.norm.sf(3 - grid) + stats.norm.cdf(-3 - grid))
+    observed = np.mean(np.abs(noise) > 3)
+    assert abs(observed - tail) < 5 * np.sqrt(tail / noise.size), (observed, tail)
+    # neighbours (the two values of a Box-Muller pair sit half the array apart) are independent
+    half = noise.size // 2
+    assert abs(np.corrcoef(noise[:half], noise[half : 2 * half])[0, 1]) < 0.005
+    assert abs(np.corrcoef(noise[:-1], noise[1:])[0, 1]) < 0.005
+
+
+def test_pooled_noise_windows():
+    from maco_tf.augment import noise_pool, noise_pool_size, pooled_noise
+
+    assert noise_pool_size(6) == 6 + 4096
+    assert noise_pool_size(10**6) == 1_250_000
     pool = noise_pool(6, tf.constant([4, 5], tf.int64))
-    assert pool.shape == (12,)
-    window = pooled_noise(pool, (2, 3), tf.constant([1, 1], tf.int64)).numpy()
+    assert pool.shape == (noise_pool_size(6),)
     flat = pool.numpy()
-    starts = [i for i in range(7) if np.allclose(flat[i : i + 6], window.ravel())]
-    assert starts, "the window is a contiguous slice of the pool"
-    offsets = {
-        int(
-            np.argmax(
-                [
-                    np.allclose(
-                        flat[i : i + 6],
-                        pooled_noise(pool, (2, 3), tf.constant([1, k], tf.int64)).numpy().ravel(),
-                    )
-                    for i in range(7)
-                ]
-            )
-        )
-        for k in range(20)
-    }
+    span = flat.size - 6 + 1
+
+    def offset(k: int) -> int:
+        window = pooled_noise(pool, (2, 3), tf.constant([1, k], tf.int64)).numpy().ravel()
+        starts = [i for i in range(span) if np.array_equal(flat[i : i + 6], window)]
+        assert starts, "the window is a contiguous slice of the pool"
+        return starts[0]
+
+    offsets = {offset(k) for k in range(20)}
     assert len(offsets) > 3  # steps read the pool at different offsets

@@ -121,8 +121,9 @@ def test_dead_unit_is_reported(fast_settings):
 def test_fresh_and_pooled_noise_both_optimise(tiny_model, fast_settings):
     objective = Objective.channel(tiny_model, "act2", [0, 3])  # nonlinear: noise matters
     settings = {**fast_settings, "nb_steps": 16, "box_size": 0.6}
-    pooled = maco_tf.visualize(objective, pooled_noise=True, **settings)
-    fresh = maco_tf.visualize(objective, **settings)
+    pooled = maco_tf.visualize(objective, **settings)  # the default
+    assert pooled.settings["pooled_noise"]
+    fresh = maco_tf.visualize(objective, pooled_noise=False, **settings)
     assert not np.allclose(pooled.images, fresh.images)
     for run in (pooled, fresh):
         assert run.loss_history[-4:].mean() > run.loss_history[:4].mean()
