@@ -205,6 +205,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="add a MACO row with Xplique's crops (0.5 -> 0.05, no whole view), equal steps",
     )
+    parser.add_argument(
+        "--methods",
+        default=",".join(METHODS),
+        help=f"methods to run, comma-separated (default {','.join(METHODS)})",
+    )
+    parser.add_argument(
+        "--maco-lr",
+        type=float,
+        default=None,
+        help="learning rate of MACO's Nadam (default: the library's, 1.0 as Xplique)",
+    )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="noise_intensity, for a value range of width 2 (default: the library's, 0.08)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="images per compiled loop")
     parser.add_argument("--jit", action="store_true", help="compile the loops with XLA")
     parser.add_argument(
@@ -228,6 +245,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError:
         parser.error(f"--box-size: expected START,END such as 1.0,0.3; got {args.box_size!r}")
     args.box_size = (start, end)
+    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown or not args.methods:
+        parser.error(f"--methods: expected some of {', '.join(METHODS)}; got {unknown or 'none'}")
     preset = QUICK if args.quick else FULL
     for key in ("steps", "crops", "size"):
         if getattr(args, key) is None:
@@ -355,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         f"model: {loaded.name} (offline), {len(classes)} classes, {args.steps} steps, "
         f"{args.crops} crops ({args.whole_views} whole), crop side {args.box_size[0]:g} -> "
         f"{args.box_size[1]:g}, {args.size}x{args.size} px, seed {args.seed}, "
-        f"batch {args.batch_size or 'auto'}, jit {args.jit}"
+        f"batch {args.batch_size or 'auto'}, jit {args.jit}, "
+        f"noise {args.noise if args.noise is not None else 'default'}"
     )
 
     extract = metrics.feature_extractor(loaded)
@@ -377,14 +399,20 @@ def main(argv: list[str] | None = None) -> int:
 
     objective = class_logits(loaded.model, classes, loaded.logits_layer, class_names=names)
     rows, images_by_method = [], {}
-    variants = [(method, method, args.box_size, args.whole_views) for method in METHODS]
+    variants = [(method, method, args.box_size, args.whole_views) for method in args.methods]
     if args.xplique_schedule:
         variants.append(("maco, Xplique crops", "maco", (0.5, 0.05), 0))
     for label, method, (box_start, box_end), whole_views in variants:
+        optimizer = maco_tf.default_optimizer(method)
+        if method == "maco" and args.maco_lr is not None:
+            optimizer = type(optimizer)(learning_rate=args.maco_lr)
+        extra = {} if args.noise is None else {"noise_intensity": args.noise}
         start = time.perf_counter()
         viz = maco_tf.visualize(
             objective,
             method,
+            optimizer=optimizer,
+            **extra,
             nb_steps=args.steps,
             nb_crops=args.crops,
             values_range=loaded.values_range,
@@ -408,7 +436,6 @@ def main(argv: list[str] | None = None) -> int:
             photo_features,
             total,
         )
-        optimizer = maco_tf.default_optimizer(method)
         row["optimizer"] = f"{type(optimizer).__name__}({float(optimizer.learning_rate):g})"
         rows.append(row)
         row["crops_schedule"] = [box_start, box_end, min(whole_views, args.crops)]
@@ -445,7 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "optimizers: "
         + ", ".join(f"{r['method']} {r['optimizer']}" for r in rows if "optimizer" in r)
-        + " (library defaults); photos row = centre crops of the bundled photos (reference)."
+        + (" (library defaults)" if args.maco_lr is None else " (--maco-lr for MACO)")
+        + "; photos row = centre crops of the bundled photos (reference)."
     )
     if args.verbose:
         print("\nrank of the target class per class (self):")

@@ -46,9 +46,18 @@ AUTO_CROPS_PER_BATCH = 128
 _DEFAULT_CACHE = LoopCache()
 
 
-def auto_batch_size(nb_crops: int, replicas: int = 1) -> int:
-    """Images per compiled batch when none is given: about 128 crops per step on each replica."""
-    return replicas * max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
+def auto_batch_size(nb_crops: int, replicas: int = 1, nb_images: int | None = None) -> int:
+    """Images per compiled batch when none is given: about 128 crops per step on each replica.
+
+    With ``nb_images``, the batches are balanced: as many batches as that cap needs, of equal
+    size (rounded up to a multiple of ``replicas``), so that the last one is not mostly
+    padding (10 images at 8 per batch run as 5 + 5, not 8 + 2 padded to 8).
+    """
+    cap = replicas * max(1, AUTO_CROPS_PER_BATCH // max(nb_crops, 1))
+    if nb_images is None or nb_images < 1:
+        return cap
+    balanced = math.ceil(nb_images / math.ceil(nb_images / cap))
+    return replicas * math.ceil(balanced / replicas)
 
 
 class DeadObjectiveWarning(UserWarning):
@@ -333,7 +342,7 @@ def visualize(
     n_total = compiled.nb_combinations
     ids = _check_image_ids(image_ids, n_total)
     if batch_size is None:
-        batch_size = auto_batch_size(nb_crops, replicas)
+        batch_size = auto_batch_size(nb_crops, replicas, n_total)
     batch_size = min(_check_positive_int(batch_size, "batch_size", 1), n_total)
     batch_size = replicas * math.ceil(batch_size / replicas)
     seed = secrets.randbits(31) if seed is None else int(seed)

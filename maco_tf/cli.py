@@ -739,6 +739,9 @@ def _run_pending(
         "time_s": 0.0,
     }
     results.runs.append(run)
+    if not args.batch_size:  # balanced over what is left to do (pending is agreed by workers)
+        batch_size = api.auto_batch_size(args.crops, _distribution(args).replicas, len(pending))
+        run["batch_size"] = batch_size
     try:
         for first in range(0, len(pending), batch_size):
             chunk = pending[first : first + batch_size]

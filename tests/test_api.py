@@ -230,3 +230,16 @@ def test_whole_views_are_checked_and_recorded(tiny_model, fast_settings):
     assert not np.allclose(result.images, maco_tf.visualize(objective, **fast_settings).images)
     with pytest.raises(maco_tf.InvalidSettingError, match="whole_views"):
         maco_tf.visualize(objective, whole_views=3, **fast_settings)  # FAST has 2 crops
+
+
+def test_auto_batch_size_balances_the_batches():
+    from maco_tf.api import auto_batch_size
+
+    assert auto_batch_size(16) == 8  # about 128 crops per step
+    assert auto_batch_size(16, nb_images=10) == 5  # 5 + 5, not 8 + 2 padded to 8
+    assert auto_batch_size(16, nb_images=8) == 8
+    assert auto_batch_size(16, nb_images=17) == 6  # 6 + 6 + 5
+    assert auto_batch_size(16, nb_images=3) == 3
+    assert auto_batch_size(16, replicas=2, nb_images=10) == 10  # cap 16 per two replicas
+    assert auto_batch_size(16, replicas=2, nb_images=21) == 12  # 2 batches, multiple of 2
+    assert auto_batch_size(200, nb_images=5) == 1
