@@ -66,6 +66,7 @@ SETTING_KEYS = (
     "size",
     "box_size",
     "whole_views",
+    "noise",
     "seed",
 )
 # Defaults chosen so that the whole image shows the target (see README, "Quality"): crops that
@@ -75,6 +76,7 @@ DEFAULT_CROPS = 16
 DEFAULT_SIZE = 320
 DEFAULT_BOX_SIZE = (1.0, 0.3)
 DEFAULT_WHOLE_VIEWS = 4
+DEFAULT_NOISE = 0.08
 FILE_KINDS = ("image", "rgba", "heatmap")
 #: Exceptions that mean a user mistake: one-line message, exit code 2.
 USER_ERRORS = (MacoError, ImageNetClassError, CheckpointError)
@@ -125,6 +127,17 @@ def _int_list(text: str) -> list[int]:
     if not values:
         raise argparse.ArgumentTypeError(f"empty index list {text!r}")
     return values
+
+
+def _noise_level(text: str) -> float:
+    """``--noise``: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 0.08, got {text!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
 
 
 def _box_sizes(text: str) -> tuple[float, float]:
@@ -190,6 +203,14 @@ def add_optimisation_arguments(how: argparse._ArgumentGroup, unit: str) -> None:
         metavar="K",
         help=f"of the --crops views each step, K show the whole image (default "
         f"{DEFAULT_WHOLE_VIEWS}; Xplique: 0)",
+    )
+    how.add_argument(
+        "--noise",
+        type=_noise_level,
+        default=DEFAULT_NOISE,
+        metavar="STD",
+        help=f"noise std added to every view, for inputs of range width 2 (scaled to the "
+        f"model's range; default {DEFAULT_NOISE:g}; Xplique: 0.08)",
     )
     how.add_argument("--seed", type=_positive_int(0), default=0, help="default 0")
     how.add_argument(
@@ -542,6 +563,7 @@ def _run_chunk(
             values_range=loaded.values_range,
             custom_shape=(args.size, args.size),
             box_size=np.linspace(*args.box_size, args.steps, dtype=np.float32),
+            noise_intensity=args.noise,
             seed=seed,
             batch_size=batch_size,
             jit_compile=args.jit,
@@ -676,6 +698,7 @@ def _settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
         "size": args.size,
         "box_size": [float(v) for v in args.box_size],
         "whole_views": _whole_views(args),
+        "noise": args.noise,
         "seed": args.seed,
     }
 

@@ -10,6 +10,7 @@ import pytest
 
 import maco_tf.api
 import maco_tf.models
+from maco_tf import cli
 from maco_tf.cli import main
 
 from .conftest import build_tiny_cnn
@@ -109,6 +110,7 @@ def test_channels_on_a_model_file(tmp_path, tiny_file, capsys):
     assert first["top5"][0]["name"].isdigit()  # no class names: indices
     assert results["runs"][0]["batch_size"] == 2
     assert results["settings"]["values_range"] == [0.0, 255.0]
+    assert results["settings"]["noise"] == cli.DEFAULT_NOISE
 
 
 def test_resume_skips_finished_targets(tmp_path, tiny_file, capsys):
@@ -246,7 +248,15 @@ def test_corrupt_model_file(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "args",
-    [["visualize", "--steps", "0"], ["visualize", "--channel", "a,b"], ["frobnicate"], []],
+    [
+        ["visualize", "--steps", "0"],
+        ["visualize", "--channel", "a,b"],
+        ["visualize", "--noise", "-0.1"],
+        ["visualize", "--noise", "nan"],
+        ["visualize", "--noise", "loud"],
+        ["frobnicate"],
+        [],
+    ],
 )
 def test_argparse_errors_exit_2(capsys, args):
     assert main(args) == 2
