@@ -33,6 +33,7 @@ sklearn china -> palace, sklearn flower -> daisy, matplotlib grace_hopper -> mil
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -203,7 +204,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--xplique-schedule",
         action="store_true",
-        help="add a MACO row with Xplique's crops (0.5 -> 0.05, no whole view), equal steps",
+        help="add a MACO row with Xplique's crops (0.5 -> 0.05, no whole view) and noise "
+        "(0.08), equal steps",
     )
     parser.add_argument(
         "--methods",
@@ -399,14 +401,18 @@ def main(argv: list[str] | None = None) -> int:
 
     objective = class_logits(loaded.model, classes, loaded.logits_layer, class_names=names)
     rows, images_by_method = [], {}
-    variants = [(method, method, args.box_size, args.whole_views) for method in args.methods]
+    variants = [
+        (method, method, args.box_size, args.whole_views, args.noise) for method in args.methods
+    ]
     if args.xplique_schedule:
-        variants.append(("maco, Xplique crops", "maco", (0.5, 0.05), 0))
-    for label, method, (box_start, box_end), whole_views in variants:
+        # Xplique's settings but for the steps and crops: its crops, no whole view, its noise
+        variants.append(("maco, Xplique crops", "maco", (0.5, 0.05), 0, None))
+    library_noise = inspect.signature(maco_tf.visualize).parameters["noise_intensity"].default
+    for label, method, (box_start, box_end), whole_views, noise in variants:
         optimizer = maco_tf.default_optimizer(method)
         if method == "maco" and args.maco_lr is not None:
             optimizer = type(optimizer)(learning_rate=args.maco_lr)
-        extra = {} if args.noise is None else {"noise_intensity": args.noise}
+        extra = {} if noise is None else {"noise_intensity": noise}
         start = time.perf_counter()
         viz = maco_tf.visualize(
             objective,
@@ -439,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
         row["optimizer"] = f"{type(optimizer).__name__}({float(optimizer.learning_rate):g})"
         rows.append(row)
         row["crops_schedule"] = [box_start, box_end, min(whole_views, args.crops)]
+        row["noise"] = noise if noise is not None else library_noise
         print(f"  {label}: {total:.1f} s ({viz.elapsed_s:.1f} s optimising)", flush=True)
 
     photo_classes = [c for c in classes if c in photo_features]
