@@ -270,7 +270,7 @@ def visualize(
         Read each step's noise from a pool at random offsets (one window per image and step)
         instead of drawing it afresh; the pool, 1.25 times one step's noise, is drawn anew at
         every compiled call (every ``steps_per_call`` steps). Either way every value is
-        N(0, 1) + U(-1/2, 1/2), scaled. On by default: fresh draws cost about 6 % of a step
+        N(0, 1) + U(-1/2, 1/2), scaled. On by default: fresh draws cost 1-7 % more per step
         on a CPU (``benchmarks/bench_engine.py``); False gives fresh noise at every step.
     copies
         Images per objective combination (consecutive in the result, named ``name #k``).
