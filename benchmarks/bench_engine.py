@@ -67,7 +67,7 @@ def time_xplique(model, objective_cls, args, steps):
     return time.perf_counter() - start
 
 
-def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=True):
+def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=True, lanes=None):
     import maco_tf
 
     objective = objective_for(model, objective_cls, count)
@@ -82,16 +82,20 @@ def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=True
         batch_size=count,
         jit_compile=jit,
         pooled_noise=pooled,
+        lanes=lanes,
     )
     return time.perf_counter() - start
 
 
-def make_floor(model, args):
+def make_floor(model, args, sequential=False):
     """The model's forward + backward on fixed crops, ``n`` steps inside one compiled call.
 
     Like ``maco_tf``'s loop (8 steps per call), so that per-call costs (dispatch, waking the
     thread pools, the host sync) weigh the same on both; the input gradient is reduced into
-    the result so that it cannot be pruned.
+    the result so that it cannot be pruned. The steps are independent of each other, so the
+    runtime may overlap two of them (as with two lanes in one step): the strictest floor.
+    With ``sequential`` each step starts when the previous one is done, as in any
+    optimisation, where a step needs the previous step's update.
     """
     crops = tf.random.uniform((args.crops, 224, 224, 3), 0, 255)
     mask = tf.one_hot([967] * args.crops, 1000)
@@ -100,6 +104,7 @@ def make_floor(model, args):
     def steps(x, count):
         total = tf.constant(0.0)
         for _ in tf.range(count):
+            tf.autograph.experimental.set_loop_options(parallel_iterations=1 if sequential else 10)
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 loss = tf.reduce_mean(model(x, training=False) * mask)
@@ -181,13 +186,18 @@ def main():
         f"{args.size}x{args.size} image, {args.steps} steps x {args.rounds} rounds"
     )
     floor = make_floor(model, args)
+    floor_sequential = make_floor(model, args, sequential=True)
     trivial = trivial_model()
     variants = {
         "floor (model fwd+bwd)": lambda n: floor(n),
+        "floor, steps in sequence": lambda n: floor_sequential(n),
         "xplique.maco": lambda n: per_step(
             lambda s: time_xplique(model, objective_cls, args, s), n
         ),
         "maco_tf.maco": lambda n: per_step(lambda s: time_ours(model, objective_cls, args, s), n),
+        "maco_tf.maco one lane": lambda n: per_step(
+            lambda s: time_ours(model, objective_cls, args, s, lanes=1), n
+        ),
         "maco_tf.maco fresh noise": lambda n: per_step(
             lambda s: time_ours(model, objective_cls, args, s, pooled=False), n
         ),

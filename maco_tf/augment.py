@@ -228,14 +228,18 @@ def noise_pool(size: int, seed: tf.Tensor) -> tf.Tensor:
     return gaussian_plus_uniform((noise_pool_size(size),), seed)
 
 
+def pool_offset(pool: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+    """Random start (int32 scalar) of a window of ``size`` values in ``pool``, from ``seed``."""
+    span = int(pool.shape[0]) - size + 1
+    return tf.random.stateless_uniform(
+        (), seed=seed, minval=0, maxval=span, dtype=tf.int32, alg="philox"
+    )
+
+
 def pooled_noise(pool: tf.Tensor, shape: tuple[int, ...], seed: tf.Tensor) -> tf.Tensor:
     """A window of ``pool`` of the given shape, at an offset drawn from ``seed``."""
     size = int(np.prod(shape))
-    span = int(pool.shape[0]) - size + 1
-    offset = tf.random.stateless_uniform(
-        (), seed=seed, minval=0, maxval=span, dtype=tf.int32, alg="philox"
-    )
-    return tf.reshape(tf.slice(pool, [offset], [size]), shape)
+    return tf.reshape(tf.slice(pool, [pool_offset(pool, size, seed)], [size]), shape)
 
 
 def resize_matrix(size: int, out: int, iterations: int = 200) -> np.ndarray:
@@ -266,6 +270,15 @@ def whole_image_views(images: tf.Tensor, output_size: tuple[int, int]) -> tf.Ten
     rows = tf.constant(resize_matrix(int(images.shape[1]), output_size[0]))
     cols = tf.constant(resize_matrix(int(images.shape[2]), output_size[1]))
     return tf.einsum("oh,nhwc,pw->nopc", rows, images, cols)
+
+
+def lane_sizes(views: int, lanes: int) -> list[int]:
+    """Views per lane when ``views`` views are shared by ``lanes`` lanes (at most ``views``).
+
+    The first ``views % lanes`` lanes take one view more: ``lane_sizes(5, 2) == [3, 2]``.
+    """
+    lanes = max(1, min(int(lanes), int(views)))
+    return [views // lanes + (1 if k < views % lanes else 0) for k in range(lanes)]
 
 
 def random_crops(
@@ -316,40 +329,83 @@ def random_crops(
     crops
         ``(N * max(nb_crops, 1), h, w, C)``, the crops of image 0 first.
     """
+    return random_crop_lanes(
+        images,
+        box_size,
+        noise_std,
+        nb_crops,
+        output_size,
+        image_seeds,
+        step,
+        xla_friendly=xla_friendly,
+        pool=pool,
+        whole_views=whole_views,
+        lanes=1,
+    )[0]
+
+
+def random_crop_lanes(
+    images: tf.Tensor,
+    box_size: tf.Tensor,
+    noise_std: tf.Tensor,
+    nb_crops: int,
+    output_size: tuple[int, int],
+    image_seeds: tf.Tensor,
+    step: tf.Tensor,
+    xla_friendly: bool = False,
+    pool: tf.Tensor | None = None,
+    whole_views: int = 0,
+    lanes: int = 1,
+) -> list[tf.Tensor]:
+    """The views of :func:`random_crops`, built directly as ``lanes`` separate batches.
+
+    Lane ``k`` holds views ``a_k .. b_k - 1`` of every image (:func:`lane_sizes`), with the
+    same boxes and noise values as :func:`random_crops` gives them: the lanes are that
+    function's output regrouped, without a split or a copy of the whole. Each lane goes
+    through the model on its own, and nothing joins the lanes before the model's outputs,
+    so the runtime can overlap one lane's cropping (and its gradient) with another's model.
+
+    Parameters
+    ----------
+    images
+        ``(N, H, W, C)``.
+    box_size, noise_std
+        Scalars for this step, as :func:`random_crops`.
+    nb_crops
+        Views per image (static; 0: the whole image, resized).
+    output_size
+        Model input ``(h, w)``.
+    image_seeds
+        ``(N,)`` int64 seed of each image.
+    step
+        Current step (scalar).
+    xla_friendly
+        Crop with gathers (:func:`crop_and_resize`).
+    pool
+        A :func:`noise_pool`, or None for fresh noise.
+    whole_views
+        Views per image that are the whole image, as :func:`random_crops`.
+    lanes
+        Number of lanes (at most ``max(nb_crops, 1)`` are made).
+
+    Returns
+    -------
+    lanes
+        One ``(N * v_k, h, w, C)`` tensor per lane, image-major (image 0's views first).
+    """
     nb_images = images.shape[0]
     channels = images.shape[-1]
     views = max(nb_crops, 1)
+    sizes = lane_sizes(views, lanes)
+    bounds = np.cumsum([0, *sizes]).tolist()
+    view_shape = (*output_size, channels)
     if nb_crops == 0:
-        crops = tf.image.resize(images, output_size)
+        parts = [tf.image.resize(images, output_size)]
     else:
-        boxes, shifts = [], []
-        for j in range(nb_images):
-            seeds = step_seeds(image_seeds[j : j + 1], step, 0)[0]
-            draws = tf.random.stateless_normal((3, nb_crops), seed=seeds, alg="philox")
-            center_y = 0.5 + draws[0] * CENTER_STD
-            center_x = 0.5 + draws[1] * CENTER_STD
-            side = tf.clip_by_value(box_size + draws[2] * BOX_SIZE_STD, MIN_BOX_SIZE, 1.0)
-            if whole_views:  # whole views are not crops: their draws give the view's shift
-                shifts.append(
-                    tf.cast(
-                        tf.round(tf.clip_by_value(draws[:2, 0] * WHOLE_SHIFT_STD, -6.0, 6.0)),
-                        tf.int32,
-                    )
-                )
-                center_y, center_x, side = (t[whole_views:] for t in (center_y, center_x, side))
-            boxes.append(
-                tf.stack(
-                    [
-                        center_y - side / 2,
-                        center_x - side / 2,
-                        center_y + side / 2,
-                        center_x + side / 2,
-                    ],
-                    axis=-1,
-                )
-            )
-        cropped = nb_crops - whole_views
-        parts = []
+        boxes, shifts = _crop_geometry(
+            nb_images, nb_crops, box_size, image_seeds, step, whole_views
+        )
+        whole = None
         if whole_views:
             # Rolled by a few pixels (the synthesised images are periodic): the model's
             # stride patterns then land elsewhere at every step instead of adding up.
@@ -357,20 +413,78 @@ def random_crops(
                 [tf.roll(images[j], shifts[j], axis=[0, 1]) for j in range(nb_images)]
             )
             whole = whole_image_views(rolled, output_size)[:, None]
-            parts.append(tf.repeat(whole, whole_views, axis=1))
-        if cropped:
-            box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), cropped)
-            cropper = crop_and_resize if xla_friendly else tf.image.crop_and_resize
-            crops = cropper(images, tf.concat(boxes, axis=0), box_indices, output_size)
-            parts.append(tf.reshape(crops, (nb_images, cropped, *output_size, channels)))
-        crops = tf.concat(parts, axis=1) if len(parts) > 1 else parts[0]
-        crops = tf.reshape(crops, (nb_images * nb_crops, *output_size, channels))
-    noise_shape = (views, *output_size, channels)
-    noises = []
+        cropper = crop_and_resize if xla_friendly else tf.image.crop_and_resize
+        parts = []
+        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+            pieces = []
+            nb_whole = max(0, min(last, whole_views) - first)
+            if nb_whole:
+                pieces.append(tf.repeat(whole, nb_whole, axis=1))
+            crop_first, crop_last = max(first, whole_views) - whole_views, last - whole_views
+            if crop_last > crop_first:
+                count = crop_last - crop_first
+                lane_boxes = tf.concat([b[crop_first:crop_last] for b in boxes], axis=0)
+                box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), count)
+                crops = cropper(images, lane_boxes, box_indices, output_size)
+                pieces.append(tf.reshape(crops, (nb_images, count, *view_shape)))
+            lane = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]
+            parts.append(tf.reshape(lane, (nb_images * (last - first), *view_shape)))
+    size = int(np.prod(view_shape))
+    noises: list[list[tf.Tensor]] = [[] for _ in sizes]
     for j in range(nb_images):
         seeds = step_seeds(image_seeds[j : j + 1], step, 1)[0]
         if pool is None:
-            noises.append(gaussian_plus_uniform(noise_shape, seeds))
+            noise = gaussian_plus_uniform((views, *view_shape), seeds)
+            for k, (first, last) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+                noises[k].append(noise[first:last] if len(sizes) > 1 else noise)
         else:
-            noises.append(pooled_noise(pool, noise_shape, seeds))
-    return crops + tf.concat(noises, axis=0) * noise_std
+            offset = pool_offset(pool, views * size, seeds)
+            for k, (first, last) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+                window = tf.slice(pool, [offset + first * size], [(last - first) * size])
+                noises[k].append(tf.reshape(window, (last - first, *view_shape)))
+    return [
+        part + (tf.concat(noise, axis=0) if len(noise) > 1 else noise[0]) * noise_std
+        for part, noise in zip(parts, noises, strict=True)
+    ]
+
+
+def _crop_geometry(
+    nb_images: int,
+    nb_crops: int,
+    box_size: tf.Tensor,
+    image_seeds: tf.Tensor,
+    step: tf.Tensor,
+    whole_views: int,
+) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+    """Boxes and shifts of every image's views for one step.
+
+    Returns, per image, the boxes ``(nb_crops - whole_views, 4)`` of its crops and, with
+    whole views, the ``(2,)`` integer shift of its whole views (else an empty list).
+    """
+    boxes, shifts = [], []
+    for j in range(nb_images):
+        seeds = step_seeds(image_seeds[j : j + 1], step, 0)[0]
+        draws = tf.random.stateless_normal((3, nb_crops), seed=seeds, alg="philox")
+        center_y = 0.5 + draws[0] * CENTER_STD
+        center_x = 0.5 + draws[1] * CENTER_STD
+        side = tf.clip_by_value(box_size + draws[2] * BOX_SIZE_STD, MIN_BOX_SIZE, 1.0)
+        if whole_views:  # whole views are not crops: their draws give the view's shift
+            shifts.append(
+                tf.cast(
+                    tf.round(tf.clip_by_value(draws[:2, 0] * WHOLE_SHIFT_STD, -6.0, 6.0)),
+                    tf.int32,
+                )
+            )
+            center_y, center_x, side = (t[whole_views:] for t in (center_y, center_x, side))
+        boxes.append(
+            tf.stack(
+                [
+                    center_y - side / 2,
+                    center_x - side / 2,
+                    center_y + side / 2,
+                    center_x + side / 2,
+                ],
+                axis=-1,
+            )
+        )
+    return boxes, shifts

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import noise_pool, random_crops
+from .augment import noise_pool, random_crop_lanes
 from .errors import IncompatibleModelError
 from .objectives import CompiledObjective, batch_similarity, per_image_losses
 from .parameterization import Parameterization
@@ -142,6 +142,12 @@ class CompiledLoop:
         ``tf.distribute`` strategy whose replicas share the batch (default: the current one,
         i.e. the one whose ``scope()`` is open, else no distribution). ``nb_images`` must be a
         multiple of its ``num_replicas_in_sync``.
+    lanes
+        Sub-batches the crops of a step are made in, each through its own call of the model
+        (see :func:`maco_tf.augment.random_crop_lanes` and :func:`model_in_lanes`). They are
+        independent, so the runtime runs them side by side; on a CPU this keeps the cores
+        busy where one batch alone leaves them idle (ops that do not parallelise
+        internally). 1: one model batch.
     """
 
     def __init__(
@@ -156,6 +162,7 @@ class CompiledLoop:
         pooled_noise: bool = True,
         strategy: tf.distribute.Strategy | None = None,
         whole_views: int = 0,
+        lanes: int = 1,
     ):
         self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
         self.nb_replicas = int(self.strategy.num_replicas_in_sync)
@@ -183,6 +190,9 @@ class CompiledLoop:
         self.jit_compile = bool(jit_compile)
         self._pooled = bool(pooled_noise)
         self.whole_views = int(whole_views)
+        if int(lanes) < 1:
+            raise ValueError(f"lanes={lanes}: use 1 or more")
+        self.lanes = int(lanes)
         self.trace_count = 0
         height, width, _ = model_input_size(objective.model)
         self.input_size = (height, width)
@@ -277,7 +287,7 @@ class CompiledLoop:
         with tf.GradientTape() as tape:
             params = self._replica_slice(tf.convert_to_tensor(self.params))
             images = self.parameterization.to_images(params)
-            crops = random_crops(
+            lanes = random_crop_lanes(
                 images,
                 box_size,
                 noise_std,
@@ -288,11 +298,10 @@ class CompiledLoop:
                 xla_friendly=self.jit_compile,
                 pool=pool,
                 whole_views=self.whole_views,
+                lanes=self.lanes,
             )
-            outputs = self.feature_model(crops, training=False)
-            if not isinstance(outputs, (list, tuple)):
-                outputs = [outputs]
             views = max(self.nb_crops, 1)
+            outputs = model_in_lanes(self.feature_model, lanes, nb_local)
             nb_losses = len(self.objective.funcs)
             values = per_image_losses(
                 self.objective, outputs[:nb_losses], masks, multipliers, nb_local, views
@@ -419,6 +428,46 @@ class CompiledLoop:
             losses=np.concatenate(history, axis=0),
             nonfinite_steps=self.nonfinite.numpy(),
         )
+
+
+def model_in_lanes(
+    model: keras.Model, lanes: Sequence[tf.Tensor], nb_images: int
+) -> list[tf.Tensor]:
+    """The model's outputs on the views of every lane, one call of the model per lane.
+
+    The calls are independent, so the runtime may run them side by side. The outputs are
+    put back in the views' order: image-major, each image's views lane after lane (the order
+    of :func:`~maco_tf.augment.random_crops`).
+
+    Parameters
+    ----------
+    model
+        A model with one input; one output or a list of outputs.
+    lanes
+        Per lane, ``(nb_images * v_k, h, w, c)`` views, image-major (see
+        :func:`~maco_tf.augment.random_crop_lanes`).
+    nb_images
+        Images in every lane.
+
+    Returns
+    -------
+    outputs
+        The model's outputs as a list, each ``(nb_images * sum(v_k), ...)``.
+    """
+    per_lane = []
+    for views in lanes:
+        outputs = model(views, training=False)
+        per_lane.append(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
+    if len(per_lane) == 1:
+        return per_lane[0]
+    merged = []
+    for index in range(len(per_lane[0])):
+        parts = [
+            tf.reshape(lane[index], (nb_images, -1, *lane[index].shape[1:])) for lane in per_lane
+        ]
+        joined = tf.concat(parts, axis=1)
+        merged.append(tf.reshape(joined, (-1, *joined.shape[2:])))
+    return merged
 
 
 def optimizer_key(optimizer: keras.optimizers.Optimizer) -> tuple:

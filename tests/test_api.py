@@ -134,6 +134,7 @@ def test_grayscale_with_dataset(gray_model, rng):
         (dict(custom_shape=(16, 64)), "smaller than the model input"),
         (dict(batch_size=0), "batch_size"),
         (dict(box_size=2.0), "box_size"),
+        (dict(lanes=0), "lanes"),
     ],
 )
 def test_bad_settings(tiny_model, kwargs, match):

@@ -5,7 +5,10 @@ import tensorflow as tf
 from maco_tf.augment import (
     box_size_schedule,
     crop_and_resize,
+    lane_sizes,
+    noise_pool,
     noise_schedule,
+    random_crop_lanes,
     random_crops,
     whole_image_views,
 )
@@ -61,6 +64,30 @@ def _crops(images, seeds, step=3, xla=False):
         tf.constant(step),
         xla_friendly=xla,
     ).numpy()
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize(
+    "nb_crops, whole, lanes", [(5, 0, 2), (5, 2, 2), (5, 2, 3), (4, 3, 4), (3, 1, 9), (0, 0, 2)]
+)
+def test_lanes_regroup_the_views_of_random_crops(rng, pooled, nb_crops, whole, lanes):
+    """Same boxes, whole views and noise values, regrouped per lane: lane k holds views
+    a_k..b_k - 1 of every image."""
+    images = tf.constant(rng.normal(size=(3, 24, 20, 3)).astype(np.float32))
+    seeds = tf.constant([11, 12, 13], tf.int64)
+    views = max(nb_crops, 1)
+    pool = noise_pool(views * 8 * 8 * 3, tf.constant([5, 6], tf.int64)) if pooled else None
+    args = (images, 0.4, 0.3, nb_crops, (8, 8), seeds, tf.constant(3))
+    whole_crops = random_crops(*args, pool=pool, whole_views=whole).numpy()
+    grouped = whole_crops.reshape(3, views, 8, 8, 3)
+    per_lane = random_crop_lanes(*args, pool=pool, whole_views=whole, lanes=lanes)
+    sizes = lane_sizes(views, lanes)
+    assert [lane.shape[0] for lane in per_lane] == [3 * size for size in sizes]
+    first = 0
+    for lane, size in zip(per_lane, sizes, strict=True):
+        expected = grouped[:, first : first + size].reshape(-1, 8, 8, 3)
+        np.testing.assert_allclose(lane.numpy(), expected, atol=1e-6)
+        first += size
 
 
 def test_crops_are_per_image_and_reproducible(rng):

@@ -1,9 +1,13 @@
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from xplique.features_visualizations import Objective
 
 import maco_tf
-from maco_tf.engine import LoopCache
+from maco_tf.api import auto_lanes
+from maco_tf.augment import lane_sizes
+from maco_tf.engine import LoopCache, model_in_lanes
 
 
 def _loops(cache):
@@ -129,3 +133,42 @@ def test_fresh_and_pooled_noise_both_optimise(tiny_model, fast_settings):
         assert run.loss_history[-4:].mean() > run.loss_history[:4].mean()
     again = maco_tf.visualize(objective, pooled_noise=True, **settings)
     np.testing.assert_allclose(pooled.images, again.images, atol=1e-4)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3, 5, 7])
+def test_model_in_lanes_gives_the_outputs_of_one_batch(lanes):
+    """Every output (several of them, of different ranks) in the views' order, for even and
+    uneven splits; more lanes than views fall back to one lane per view."""
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    conv = keras.layers.Conv2D(4, 3)(inputs)
+    model = keras.Model(inputs, [pooled, conv])
+    crops = tf.random.stateless_uniform((3 * 5, 8, 8, 3), seed=(1, 2))
+    grouped = tf.reshape(crops, (3, 5, 8, 8, 3))
+    sizes = lane_sizes(5, lanes)
+    assert sum(sizes) == 5 and len(sizes) == min(lanes, 5)
+    per_lane = [tf.reshape(p, (-1, 8, 8, 3)) for p in tf.split(grouped, sizes, axis=1)]
+    expected = model(crops)
+    outputs = model_in_lanes(model, per_lane, nb_images=3)
+    assert len(outputs) == 2
+    for got, want in zip(outputs, expected, strict=True):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_lanes_change_images_at_rounding_level_only(tiny_model, fast_settings):
+    objective = Objective.neuron(tiny_model, "logits", [0, 7])
+    settings = {**fast_settings, "nb_crops": 4}
+    one = maco_tf.visualize(objective, lanes=1, **settings)
+    two = maco_tf.visualize(objective, lanes=2, **settings)
+    assert (one.settings["lanes"], two.settings["lanes"]) == (1, 2)
+    np.testing.assert_allclose(one.images, two.images, atol=1e-3)
+    np.testing.assert_allclose(one.transparency, two.transparency, rtol=1e-3, atol=1e-6)
+
+
+def test_auto_lanes(tiny_model, fast_settings):
+    expected = 1 if tf.config.list_logical_devices("GPU") else 2
+    assert auto_lanes() == expected
+    assert auto_lanes(jit_compile=True) == 1
+    result = maco_tf.visualize(Objective.neuron(tiny_model, "logits", 0), **fast_settings)
+    assert result.settings["lanes"] == expected
