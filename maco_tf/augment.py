@@ -228,12 +228,22 @@ def noise_pool(size: int, seed: tf.Tensor) -> tf.Tensor:
     return gaussian_plus_uniform((noise_pool_size(size),), seed)
 
 
+#: Pool offsets are multiples of this many values (64 bytes of float32): a window that starts
+#: and ends on such a boundary is a view of the pool, not a copy (TensorFlow's ``Slice``).
+POOL_ALIGNMENT = 16
+
+
 def pool_offset(pool: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
-    """Random start (int32 scalar) of a window of ``size`` values in ``pool``, from ``seed``."""
-    span = int(pool.shape[0]) - size + 1
-    return tf.random.stateless_uniform(
-        (), seed=seed, minval=0, maxval=span, dtype=tf.int32, alg="philox"
+    """Random start of a window of ``size`` values in ``pool``, drawn from ``seed``.
+
+    An int32 scalar, uniform over the multiples of ``POOL_ALIGNMENT`` at which the window
+    fits.
+    """
+    slots = (int(pool.shape[0]) - size) // POOL_ALIGNMENT + 1
+    slot = tf.random.stateless_uniform(
+        (), seed=seed, minval=0, maxval=slots, dtype=tf.int32, alg="philox"
     )
+    return slot * POOL_ALIGNMENT
 
 
 def pooled_noise(pool: tf.Tensor, shape: tuple[int, ...], seed: tf.Tensor) -> tf.Tensor:

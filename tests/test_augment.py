@@ -206,7 +206,7 @@ def test_noise_from_16_bit_halves_has_the_right_moments_and_tails():
 
 
 def test_pooled_noise_windows():
-    from maco_tf.augment import noise_pool, noise_pool_size, pooled_noise
+    from maco_tf.augment import POOL_ALIGNMENT, noise_pool, noise_pool_size, pooled_noise
 
     assert noise_pool_size(6) == 6 + 4096
     assert noise_pool_size(10**6) == 1_250_000
@@ -223,3 +223,4 @@ def test_pooled_noise_windows():
 
     offsets = {offset(k) for k in range(20)}
     assert len(offsets) > 3  # steps read the pool at different offsets
+    assert all(start % POOL_ALIGNMENT == 0 for start in offsets)  # views, not copies
