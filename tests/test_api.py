@@ -244,3 +244,28 @@ def test_auto_batch_size_balances_the_batches():
     assert auto_batch_size(16, replicas=2, nb_images=10) == 10  # cap 16 per two replicas
     assert auto_batch_size(16, replicas=2, nb_images=21) == 12  # 2 batches, multiple of 2
     assert auto_batch_size(200, nb_images=5) == 1
+
+
+def test_mixed_bfloat16_model():
+    """A model built under a mixed-precision policy: float32 images, finite, optimised."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        inputs = keras.Input((32, 32, 3))
+        x = keras.layers.Conv2D(8, 3, activation="relu", name="conv")(inputs)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        model = keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("conv").compute_dtype == "bfloat16"
+    result = maco_tf.visualize(
+        Objective.neuron(model, "logits", [0, 1]) + Objective.channel(model, "conv", 0),
+        nb_steps=12,
+        nb_crops=2,
+        custom_shape=(48, 48),
+        seed=0,
+    )
+    assert result.images.dtype == np.float32 and result.images.shape == (2, 48, 48, 3)
+    assert np.isfinite(result.images).all() and not result.dead.any()
+    assert np.all(result.loss_history[-3:].mean(0) > result.loss_history[:3].mean(0))
