@@ -69,8 +69,9 @@ def auto_lanes(jit_compile: bool = False, strategy: tf.distribute.Strategy | Non
 
     On a CPU one model batch leaves cores idle in the ops that do not parallelise
     internally; two independent sub-batches fill them (EfficientNet-Lite0, 16 crops, 2
-    cores: 0.399 -> 0.365 s/step, ``benchmarks/bench_engine.py``). A GPU runs one stream of
-    kernels, where a split only makes the kernels smaller; XLA compiles one cluster.
+    cores: 0.414 -> 0.373 s/step, ``benchmarks/bench_engine.py``; three or four lanes were
+    slower than two). A GPU runs one stream of kernels, where a split only makes the kernels
+    smaller; XLA compiles one cluster.
     """
     if jit_compile:
         return 1

@@ -400,7 +400,7 @@ def random_crop_lanes(
 
     Returns
     -------
-    lanes
+    batches
         One ``(N * v_k, h, w, C)`` tensor per lane, image-major (image 0's views first).
     """
     nb_images = images.shape[0]

@@ -287,7 +287,7 @@ class CompiledLoop:
         with tf.GradientTape() as tape:
             params = self._replica_slice(tf.convert_to_tensor(self.params))
             images = self.parameterization.to_images(params)
-            lanes = random_crop_lanes(
+            lane_batches = random_crop_lanes(
                 images,
                 box_size,
                 noise_std,
@@ -301,7 +301,7 @@ class CompiledLoop:
                 lanes=self.lanes,
             )
             views = max(self.nb_crops, 1)
-            outputs = model_in_lanes(self.feature_model, lanes, nb_local)
+            outputs = model_in_lanes(self.feature_model, lane_batches, nb_local)
             nb_losses = len(self.objective.funcs)
             values = per_image_losses(
                 self.objective, outputs[:nb_losses], masks, multipliers, nb_local, views
@@ -455,8 +455,8 @@ def model_in_lanes(
         The model's outputs as a list, each ``(nb_images * sum(v_k), ...)``.
     """
     per_lane = []
-    for views in lanes:
-        outputs = model(views, training=False)
+    for batch in lanes:
+        outputs = model(batch, training=False)
         per_lane.append(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs])
     if len(per_lane) == 1:
         return per_lane[0]
