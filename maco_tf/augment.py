@@ -406,8 +406,8 @@ def random_crop_lanes(
     nb_images = images.shape[0]
     channels = images.shape[-1]
     views = max(nb_crops, 1)
-    sizes = lane_sizes(views, lanes)
-    bounds = np.cumsum([0, *sizes]).tolist()
+    bounds = np.cumsum([0, *lane_sizes(views, lanes)]).tolist()
+    spans = list(zip(bounds[:-1], bounds[1:], strict=True))  # views [first, last) per lane
     view_shape = (*output_size, channels)
     if nb_crops == 0:
         parts = [tf.image.resize(images, output_size)]
@@ -425,7 +425,7 @@ def random_crop_lanes(
             whole = whole_image_views(rolled, output_size)[:, None]
         cropper = crop_and_resize if xla_friendly else tf.image.crop_and_resize
         parts = []
-        for first, last in zip(bounds[:-1], bounds[1:], strict=True):
+        for first, last in spans:
             pieces = []
             nb_whole = max(0, min(last, whole_views) - first)
             if nb_whole:
@@ -439,19 +439,16 @@ def random_crop_lanes(
                 pieces.append(tf.reshape(crops, (nb_images, count, *view_shape)))
             lane = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]
             parts.append(tf.reshape(lane, (nb_images * (last - first), *view_shape)))
-    size = int(np.prod(view_shape))
-    noises: list[list[tf.Tensor]] = [[] for _ in sizes]
+    noises: list[list[tf.Tensor]] = [[] for _ in spans]
     for j in range(nb_images):
         seeds = step_seeds(image_seeds[j : j + 1], step, 1)[0]
         if pool is None:
             noise = gaussian_plus_uniform((views, *view_shape), seeds)
-            for k, (first, last) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-                noises[k].append(noise[first:last] if len(sizes) > 1 else noise)
         else:
-            offset = pool_offset(pool, views * size, seeds)
-            for k, (first, last) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-                window = tf.slice(pool, [offset + first * size], [(last - first) * size])
-                noises[k].append(tf.reshape(window, (last - first, *view_shape)))
+            noise = pooled_noise(pool, (views, *view_shape), seeds)
+        # (aligned pool windows and their lane slices are views of the pool, not copies)
+        for lane, (first, last) in zip(noises, spans, strict=True):
+            lane.append(noise[first:last] if len(spans) > 1 else noise)
     return [
         part + (tf.concat(noise, axis=0) if len(noise) > 1 else noise[0]) * noise_std
         for part, noise in zip(parts, noises, strict=True)
