@@ -4,6 +4,10 @@ Every random draw is *stateless*, keyed by ``(image seed, step)``, so an image's
 only on its own seed and step -- never on the other images of its batch, nor on the order in
 which batches run. (XLA's Philox kernel maps seeds to streams differently from TensorFlow's
 graph kernel, so ``jit_compile=True`` gives other, equally reproducible, draws.)
+
+On a CPU the gradients are bit-for-bit reproducible too: crops are differentiated with a
+race-free gradient (:func:`crop_views`) and a tensor used by several views sums their
+gradients in a fixed order (:func:`fan_out`).
 """
 
 from __future__ import annotations
@@ -175,6 +179,105 @@ def crop_and_resize(
     return crops * valid
 
 
+#: Scratch memory (bytes) that one call of :func:`crop_views`' gradient may hold at once.
+CROP_GRADIENT_SCRATCH = 256 * 2**20
+
+
+def crop_views(
+    images: tf.Tensor,
+    boxes: tf.Tensor,
+    output_size: tuple[int, int],
+    scratch_bytes: int = CROP_GRADIENT_SCRATCH,
+) -> tf.Tensor:
+    """Bilinear crops of each image, as ``tf.image.crop_and_resize``, with a race-free gradient.
+
+    TensorFlow's CPU kernel for the image gradient of ``crop_and_resize`` shares the boxes
+    among threads and adds into the image gradient without synchronisation: when two threads
+    work on boxes of the same image, updates to the pixels where they overlap are lost or
+    reordered, so the gradient changes from run to run and can miss whole contributions.
+    Here each box's gradient goes to its own slab (``box_ind`` ``0..M-1``, no two threads
+    share memory) and the slabs of an image are summed in a fixed order. The forward pass is
+    TensorFlow's op.
+
+    Parameters
+    ----------
+    images
+        ``(N, H, W, C)``.
+    boxes
+        ``(N, K, 4)`` normalised ``[y1, x1, y2, x2]``: the ``K`` boxes of each image.
+        Not differentiated.
+    output_size
+        ``(h, w)``.
+    scratch_bytes
+        Largest slab memory held at once by the gradient; boxes are taken in groups that fit
+        (at least one box per image per group).
+
+    Returns
+    -------
+    crops
+        ``(N * K, h, w, C)``, image-major (image 0's crops first).
+    """
+    nb_images, nb_boxes = int(boxes.shape[0]), int(boxes.shape[1])
+    height, width, channels = (int(d) for d in images.shape[1:])
+    out_h, out_w = output_size
+    slab_bytes = nb_images * height * width * channels * images.dtype.size
+    group = int(max(1, min(nb_boxes, scratch_bytes // max(slab_bytes, 1))))
+    flat_boxes = tf.reshape(boxes, (nb_images * nb_boxes, 4))
+    box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), nb_boxes)
+
+    @tf.custom_gradient
+    def crop(source: tf.Tensor) -> tf.Tensor:
+        crops = tf.image.crop_and_resize(source, flat_boxes, box_indices, output_size)
+
+        def grad(upstream: tf.Tensor) -> tf.Tensor:
+            upstream = tf.reshape(
+                tf.cast(upstream, tf.float32), (nb_images, nb_boxes, out_h, out_w, channels)
+            )
+            partial = []
+            for first in range(0, nb_boxes, group):
+                count = min(group, nb_boxes - first)
+                slabs = tf.raw_ops.CropAndResizeGradImage(
+                    grads=tf.reshape(
+                        upstream[:, first : first + count],
+                        (nb_images * count, out_h, out_w, channels),
+                    ),
+                    boxes=tf.reshape(boxes[:, first : first + count], (nb_images * count, 4)),
+                    box_ind=tf.range(nb_images * count, dtype=tf.int32),
+                    image_size=[nb_images * count, height, width, channels],
+                    T=source.dtype,
+                )
+                slabs = tf.reshape(slabs, (nb_images, count, height, width, channels))
+                partial.append(tf.reduce_sum(slabs, axis=1))
+            return partial[0] if len(partial) == 1 else tf.reduce_sum(tf.stack(partial), 0)
+
+        return crops, grad
+
+    return crop(images)
+
+
+def fan_out(tensor: tf.Tensor, copies: int) -> list[tf.Tensor]:
+    """``copies`` uses of ``tensor`` whose gradients are summed in a fixed order.
+
+    When a tensor feeds three or more ops, TensorFlow sums their gradients with ``AddN``,
+    whose CPU kernel starts from whichever input buffer it can reuse at that moment: the
+    order of the additions, hence the rounding, changes from run to run. Each copy is the
+    tensor itself (an identity, no data is copied); the gradients of all copies are stacked
+    and summed along the stack, always in the same order.
+    """
+    if copies <= 1:
+        return [tensor]
+
+    @tf.custom_gradient
+    def split(source: tf.Tensor) -> list[tf.Tensor]:
+        def grad(*upstream: tf.Tensor | None) -> tf.Tensor:
+            parts = [tf.zeros_like(source) if g is None else g for g in upstream]
+            return tf.reduce_sum(tf.stack(parts), axis=0)
+
+        return [tf.identity(source) for _ in range(copies)], grad
+
+    return split(tensor)
+
+
 _INV_65536 = 1.0 / 65536.0
 
 
@@ -325,7 +428,8 @@ def random_crops(
     step
         Current step (scalar).
     xla_friendly
-        Use :func:`crop_and_resize` (gathers) instead of TensorFlow's op, which XLA lacks.
+        Use :func:`crop_and_resize` (gathers) instead of :func:`crop_views` (TensorFlow's
+        op, which XLA lacks, with a race-free gradient).
     pool
         A :func:`noise_pool` to read the noise from, instead of fresh draws.
     whole_views
@@ -390,7 +494,7 @@ def random_crop_lanes(
     step
         Current step (scalar).
     xla_friendly
-        Crop with gathers (:func:`crop_and_resize`).
+        Crop with gathers (:func:`crop_and_resize`) instead of :func:`crop_views`.
     pool
         A :func:`noise_pool`, or None for fresh noise.
     whole_views
@@ -415,27 +519,37 @@ def random_crop_lanes(
         boxes, shifts = _crop_geometry(
             nb_images, nb_crops, box_size, image_seeds, step, whole_views
         )
-        whole = None
+        # Every consumer of the images (or of the whole views) gets its own fan_out copy,
+        # so that their gradients add up in the same order at every run.
+        lanes_with_crops = sum(1 for first, last in spans if last > max(first, whole_views))
+        lanes_with_whole = sum(1 for first, _ in spans if first < whole_views)
+        sources = fan_out(images, lanes_with_crops + (1 if whole_views else 0))
+        whole = []
         if whole_views:
             # Rolled by a few pixels (the synthesised images are periodic): the model's
             # stride patterns then land elsewhere at every step instead of adding up.
+            source = sources.pop()
             rolled = tf.stack(
-                [tf.roll(images[j], shifts[j], axis=[0, 1]) for j in range(nb_images)]
+                [tf.roll(source[j], shifts[j], axis=[0, 1]) for j in range(nb_images)]
             )
-            whole = whole_image_views(rolled, output_size)[:, None]
-        cropper = crop_and_resize if xla_friendly else tf.image.crop_and_resize
+            whole = fan_out(whole_image_views(rolled, output_size)[:, None], lanes_with_whole)
         parts = []
         for first, last in spans:
             pieces = []
             nb_whole = max(0, min(last, whole_views) - first)
             if nb_whole:
-                pieces.append(tf.repeat(whole, nb_whole, axis=1))
+                pieces.append(tf.repeat(whole.pop(), nb_whole, axis=1))
             crop_first, crop_last = max(first, whole_views) - whole_views, last - whole_views
             if crop_last > crop_first:
                 count = crop_last - crop_first
-                lane_boxes = tf.concat([b[crop_first:crop_last] for b in boxes], axis=0)
-                box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), count)
-                crops = cropper(images, lane_boxes, box_indices, output_size)
+                lane_boxes = tf.stack([b[crop_first:crop_last] for b in boxes])
+                source = sources.pop()
+                if xla_friendly:
+                    box_indices = tf.repeat(tf.range(nb_images, dtype=tf.int32), count)
+                    lane_boxes = tf.reshape(lane_boxes, (nb_images * count, 4))
+                    crops = crop_and_resize(source, lane_boxes, box_indices, output_size)
+                else:
+                    crops = crop_views(source, lane_boxes, output_size)
                 pieces.append(tf.reshape(crops, (nb_images, count, *view_shape)))
             lane = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]
             parts.append(tf.reshape(lane, (nb_images * (last - first), *view_shape)))

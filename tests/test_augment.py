@@ -5,6 +5,8 @@ import tensorflow as tf
 from maco_tf.augment import (
     box_size_schedule,
     crop_and_resize,
+    crop_views,
+    fan_out,
     lane_sizes,
     noise_pool,
     noise_schedule,
@@ -51,6 +53,85 @@ def test_gather_crops_match_tensorflow(rng):
         np.testing.assert_allclose(
             crop_and_resize(images, boxes, indices, size), expected, atol=1e-4
         )
+
+
+def _reference_crop_gradient(shape, boxes, upstream):
+    """The image gradient of bilinear crops, box after box in float64 (TensorFlow's sampling)."""
+    grad = np.zeros(shape, np.float64)
+    height, width = shape[1:3]
+    out_h, out_w = upstream.shape[2:4]
+    for image in range(boxes.shape[0]):
+        for box, up in zip(boxes[image], upstream[image], strict=True):
+            y1, x1, y2, x2 = box.astype(np.float32)
+            ys = y1 * (height - 1) + np.arange(out_h) * ((y2 - y1) * (height - 1) / (out_h - 1))
+            xs = x1 * (width - 1) + np.arange(out_w) * ((x2 - x1) * (width - 1) / (out_w - 1))
+            for y, in_y in enumerate(ys):
+                if not 0 <= in_y <= height - 1:
+                    continue
+                top, bottom = int(np.floor(in_y)), int(np.ceil(in_y))
+                for x, in_x in enumerate(xs):
+                    if not 0 <= in_x <= width - 1:
+                        continue
+                    left, right = int(np.floor(in_x)), int(np.ceil(in_x))
+                    wy, wx = in_y - top, in_x - left
+                    g = up[y, x].astype(np.float64)
+                    grad[image, top, left] += (1 - wy) * (1 - wx) * g
+                    grad[image, top, right] += (1 - wy) * wx * g
+                    grad[image, bottom, left] += wy * (1 - wx) * g
+                    grad[image, bottom, right] += wy * wx * g
+    return grad
+
+
+@pytest.mark.parametrize("scratch", [None, 1])  # one call, or one box per image per call
+def test_crop_views_match_tensorflow_with_an_exact_repeatable_gradient(rng, scratch):
+    # many large boxes on the same images: the case where TensorFlow's CPU gradient kernel,
+    # which shares boxes among threads without synchronisation, loses or reorders updates
+    images = tf.constant(rng.normal(size=(2, 30, 40, 3)).astype(np.float32))
+    centers = rng.uniform(0.3, 0.7, size=(2, 24, 2))
+    sides = rng.uniform(0.3, 1.2, size=(2, 24, 1))  # some boxes leave the image
+    boxes = np.concatenate([centers - sides / 2, centers + sides / 2], -1).astype(np.float32)
+    upstream = rng.normal(size=(2, 24, 9, 7, 3)).astype(np.float32)
+    kwargs = {} if scratch is None else {"scratch_bytes": scratch}
+
+    @tf.function
+    def crops_and_gradient(source):
+        with tf.GradientTape() as tape:
+            tape.watch(source)
+            crops = crop_views(source, tf.constant(boxes), (9, 7), **kwargs)
+            loss = tf.reduce_sum(crops * tf.reshape(upstream, crops.shape))
+        return crops, tape.gradient(loss, source)
+
+    crops, grad = crops_and_gradient(images)
+    expected = tf.image.crop_and_resize(
+        images, boxes.reshape(-1, 4), np.repeat(np.arange(2), 24).astype(np.int32), (9, 7)
+    )
+    np.testing.assert_array_equal(crops, expected)
+    reference = _reference_crop_gradient(images.shape, boxes, upstream)
+    np.testing.assert_allclose(grad, reference, rtol=1e-5, atol=1e-4)
+    for _ in range(4):
+        np.testing.assert_array_equal(crops_and_gradient(images)[1], grad)
+
+
+def test_fan_out_sums_the_gradients_of_its_copies(rng):
+    x = tf.constant(rng.normal(size=(3, 5)).astype(np.float32))
+    weights = [tf.constant(rng.normal(size=(3, 5)).astype(np.float32)) for _ in range(4)]
+
+    @tf.function
+    def gradient(source):
+        with tf.GradientTape() as tape:
+            tape.watch(source)
+            copies = fan_out(source, 5)  # the last copy is unused: its gradient is None
+            loss = sum(tf.reduce_sum(c * w) for c, w in zip(copies, weights, strict=False))
+        return copies, tape.gradient(loss, source)
+
+    copies, grad = gradient(x)
+    assert len(copies) == 5
+    for copy in copies:
+        np.testing.assert_array_equal(copy, x)
+    np.testing.assert_allclose(grad, np.sum(weights, axis=0), rtol=1e-6)
+    for _ in range(4):
+        np.testing.assert_array_equal(gradient(x)[1], grad)
+    assert fan_out(x, 1) == [x]
 
 
 def _crops(images, seeds, step=3, xla=False):

@@ -36,6 +36,9 @@ def test_same_seed_same_images(tiny_model, fast_settings):
     first = maco_tf.visualize(objective, **fast_settings)
     second = maco_tf.visualize(objective, **fast_settings)
     np.testing.assert_allclose(first.images, second.images, atol=1e-4)
+    if not tf.config.list_logical_devices("GPU"):  # GPU kernels add with atomics
+        np.testing.assert_array_equal(first.images, second.images)
+        np.testing.assert_array_equal(first.transparency, second.transparency)
     third = maco_tf.visualize(objective, **{**fast_settings, "seed": 1})
     assert np.abs(first.images - third.images).max() > 0.05
 
@@ -164,6 +167,22 @@ def test_lanes_change_images_at_rounding_level_only(tiny_model, fast_settings):
     assert (one.settings["lanes"], two.settings["lanes"]) == (1, 2)
     np.testing.assert_allclose(one.images, two.images, atol=1e-3)
     np.testing.assert_allclose(one.transparency, two.transparency, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.skipif(bool(tf.config.list_logical_devices("GPU")), reason="CPU kernels only")
+def test_reruns_are_bit_identical_with_lanes_and_whole_views(tiny_model, fast_settings):
+    """Every gradient sum of the step has a fixed order on CPU: the images repeat bit for bit.
+
+    Lanes and whole views give the images three consumers (TensorFlow's ``AddN`` then sums
+    their gradients in a timing-dependent order) and many overlapping crops per image
+    (TensorFlow's CPU crop gradient races on them).
+    """
+    objective = Objective.neuron(tiny_model, "logits", [0, 7])
+    settings = {**fast_settings, "nb_steps": 12, "nb_crops": 8, "whole_views": 1, "lanes": 2}
+    runs = [maco_tf.visualize(objective, **settings) for _ in range(3)]
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run.images, runs[0].images)
+        np.testing.assert_array_equal(run.transparency, runs[0].transparency)
 
 
 def test_auto_lanes(tiny_model, fast_settings):
