@@ -22,6 +22,7 @@ The engine knows nothing of files or of Xplique: it receives a
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -212,10 +213,15 @@ class CompiledLoop:
             tf.TensorSpec((self.nb_images,), tf.int64),  # image seeds
             tf.TensorSpec((), tf.int64),  # run seed (noise pool)
         ]
+        # Wrapped in partials: TensorFlow's retracing warning counts traces per code object,
+        # so with plain methods every new loop (each traced once) would add to one count and
+        # a session with five objective structures would be warned of retracing.
         self._run_steps = tf.function(
-            self._steps, input_signature=signature, jit_compile=jit_compile
+            functools.partial(self._steps), input_signature=signature, jit_compile=jit_compile
         )
-        self._render = tf.function(lambda: parameterization.to_images(self.params))
+        self._render = tf.function(
+            functools.partial(lambda: parameterization.to_images(self.params))
+        )
 
     def _create_state(
         self,

@@ -1,3 +1,5 @@
+import logging
+
 import keras
 import numpy as np
 import pytest
@@ -29,6 +31,22 @@ def test_traced_once_and_reused(tiny_model, fast_settings):
     loops = _loops(cache)
     assert len(loops) == 1
     assert loops[0].trace_count == 1
+
+
+def test_new_loops_do_not_set_off_the_retracing_warning(tiny_model, fast_settings, caplog):
+    """Six objective structures make six loops, each traced once: TensorFlow must not warn."""
+    cache = LoopCache()
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for count in range(1, 7):
+            maco_tf.visualize(
+                Objective.neuron(tiny_model, "logits", list(range(count))),
+                cache=cache,
+                **{**fast_settings, "nb_steps": 2},
+            )
+    loops = _loops(cache)
+    assert len(loops) == 6
+    assert all(loop.trace_count == 1 for loop in loops)
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
 
 
 def test_same_seed_same_images(tiny_model, fast_settings):
