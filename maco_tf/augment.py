@@ -519,10 +519,19 @@ def random_crop_lanes(
         boxes, shifts = _crop_geometry(
             nb_images, nb_crops, box_size, image_seeds, step, whole_views
         )
+        # per lane: its number of whole views, and its crops [crop_first, crop_last)
+        layout = [
+            (
+                max(0, min(last, whole_views) - first),
+                max(first, whole_views) - whole_views,
+                last - whole_views,
+            )
+            for first, last in spans
+        ]
         # Every consumer of the images (or of the whole views) gets its own fan_out copy,
         # so that their gradients add up in the same order at every run.
-        lanes_with_crops = sum(1 for first, last in spans if last > max(first, whole_views))
-        lanes_with_whole = sum(1 for first, _ in spans if first < whole_views)
+        lanes_with_crops = sum(1 for _, crop_first, crop_last in layout if crop_last > crop_first)
+        lanes_with_whole = sum(1 for nb_whole, _, _ in layout if nb_whole)
         sources = fan_out(images, lanes_with_crops + (1 if whole_views else 0))
         whole = []
         if whole_views:
@@ -534,12 +543,10 @@ def random_crop_lanes(
             )
             whole = fan_out(whole_image_views(rolled, output_size)[:, None], lanes_with_whole)
         parts = []
-        for first, last in spans:
+        for (first, last), (nb_whole, crop_first, crop_last) in zip(spans, layout, strict=True):
             pieces = []
-            nb_whole = max(0, min(last, whole_views) - first)
             if nb_whole:
                 pieces.append(tf.repeat(whole.pop(), nb_whole, axis=1))
-            crop_first, crop_last = max(first, whole_views) - whole_views, last - whole_views
             if crop_last > crop_first:
                 count = crop_last - crop_first
                 lane_boxes = tf.stack([b[crop_first:crop_last] for b in boxes])
