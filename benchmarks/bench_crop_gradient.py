@@ -102,42 +102,27 @@ def crop_cost(args, images, boxes, upstream):
 
 
 def step_cost(args):
-    from xplique.features_visualizations import Objective
+    from bench_engine import build, per_step, time_ours
 
-    import maco_tf
     from maco_tf.engine import LoopCache
-    from maco_tf.zoo import load_efficientnet_lite0
 
-    model = load_efficientnet_lite0()
-    units = 967 if args.images == 1 else list(range(100, 100 + args.images))
-    objective = Objective.neuron(model, "logits", units)
+    model, objective_cls = build(args)
     caches = {name: LoopCache() for name in CROPPERS}
 
     def run(name, steps):
         augment.crop_views = CROPPERS[name]  # read when the loop is traced (once per cache)
-        start = time.perf_counter()
-        maco_tf.maco(
-            objective,
-            nb_steps=steps,
-            nb_crops=args.crops,
-            custom_shape=(args.size, args.size),
-            values_range=(0, 255),
-            seed=0,
-            batch_size=args.images,
-            cache=caches[name],
-        )
-        return time.perf_counter() - start
+        return time_ours(model, objective_cls, args, steps, count=args.images, cache=caches[name])
 
     try:
-        for name in CROPPERS:
+        for name in CROPPERS:  # trace both loops first
             run(name, 2)
-        per_step = {name: [] for name in CROPPERS}
+        steps = {name: [] for name in CROPPERS}
         for _ in range(args.rounds):
             for name in CROPPERS:
-                per_step[name].append((run(name, 10) - run(name, 2)) / 8)
+                steps[name].append(per_step(lambda s, n=name: run(n, s), 8))
     finally:
         augment.crop_views = CROPPERS["maco_tf crop_views"]
-    median = {name: statistics.median(t) for name, t in per_step.items()}
+    median = {name: statistics.median(t) for name, t in steps.items()}
     print(
         f"3. maco_tf.maco step, EfficientNet-Lite0, {args.images} image(s), "
         f"median of {args.rounds} interleaved rounds:"

@@ -67,7 +67,9 @@ def time_xplique(model, objective_cls, args, steps):
     return time.perf_counter() - start
 
 
-def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=True, lanes=None):
+def time_ours(
+    model, objective_cls, args, steps, count=1, jit=False, pooled=True, lanes=None, cache=None
+):
     import maco_tf
 
     objective = objective_for(model, objective_cls, count)
@@ -83,6 +85,7 @@ def time_ours(model, objective_cls, args, steps, count=1, jit=False, pooled=True
         jit_compile=jit,
         pooled_noise=pooled,
         lanes=lanes,
+        cache=cache,
     )
     return time.perf_counter() - start
 
