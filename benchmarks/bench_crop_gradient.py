@@ -2,7 +2,7 @@
 
 TensorFlow's CPU kernel for the image gradient of ``tf.image.crop_and_resize`` shards the
 boxes over threads and adds into the shared image gradient without synchronisation, so where
-two threads' boxes overlap, updates are lost or reordered. ``maco_tf.augment.crop_views``
+two threads' boxes overlap, updates are lost or reordered. ``maco_tf.core.augment.crop_views``
 keeps TensorFlow's forward op and gives every box its own gradient slab. This script prints,
 in one process:
 
@@ -29,7 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from maco_tf import augment  # noqa: E402
+from maco_tf.core import augment  # noqa: E402
 
 
 def tensorflow_crops(images, boxes, output_size, scratch_bytes=0):
@@ -104,7 +104,7 @@ def crop_cost(args, images, boxes, upstream):
 def step_cost(args):
     from bench_engine import build, per_step, time_ours
 
-    from maco_tf.engine import LoopCache
+    from maco_tf.core.engine import LoopCache
 
     model, objective_cls = build(args)
     caches = {name: LoopCache() for name in CROPPERS}

@@ -29,7 +29,7 @@ import tensorflow as tf  # noqa: E402
 def build(args):
     from xplique.features_visualizations import Objective
 
-    from maco_tf.zoo import load_efficientnet_lite0
+    from maco_tf.models.zoo import load_efficientnet_lite0
 
     model = load_efficientnet_lite0()
     return model, Objective

@@ -3,7 +3,7 @@
 For each ImageNet class, one image per method is optimised on the class logit with the same
 steps, crops, image size, noise, crop schedule and seed (one batched ``maco_tf.visualize``
 call per method; each method keeps its library-default optimizer: Nadam(1.0) for MACO,
-Adam(0.05) for the baselines). The images are then scored with :mod:`maco_tf.metrics`:
+Adam(0.05) for the baselines). The images are then scored with :mod:`maco_tf.outputs.metrics`:
 
 * self-recognition: top-1 rate, mean 1-based rank and probability of the target class on
   EfficientNet-Lite0 (whole image resized to 224);
@@ -153,7 +153,7 @@ def flipped_view_model(loaded: object, crop: float = 0.8) -> object:
 
 
 def transfer_models(spec: str, loaded: object) -> list[object]:
-    from maco_tf.models import load_model
+    from maco_tf.models.loading import load_model
 
     models = []
     for name in (part.strip() for part in spec.split(",") if part.strip()):
@@ -260,7 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def resolve(args: argparse.Namespace) -> list[int]:
-    from maco_tf.zoo import resolve_classes
+    from maco_tf.models.zoo import resolve_classes
 
     if args.classes:
         return resolve_classes(args.classes)
@@ -285,7 +285,7 @@ def score(
     elapsed: float | None,
 ) -> dict:
     """All metrics of one set of images (one per class) in [0, 255]."""
-    from maco_tf import metrics
+    from maco_tf.outputs import metrics
 
     row: dict = {"method": name, "n": len(images), "elapsed_s": elapsed}
     own = metrics.self_recognition(images, classes, loaded, values_range=(0, 255))
@@ -362,9 +362,9 @@ def print_table(rows: list[dict], transfer_names: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import maco_tf
-    from maco_tf import metrics
-    from maco_tf.models import load_model
-    from maco_tf.targets import class_logits
+    from maco_tf.models.loading import load_model
+    from maco_tf.outputs import metrics
+    from maco_tf.targets.units import class_logits
 
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *sys.argv[1:]])
     print(f"command: {command}")
@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
             cells = [str(r["ranks"][i]).rjust(7) for r in rows[: len(variants)]]
             print("  ".join([f"{target} {names[target]}"[:22].ljust(22), *cells]))
     if args.save:
-        from maco_tf.render import save_png, to_uint8
+        from maco_tf.outputs.render import save_png, to_uint8
 
         for method, images in images_by_method.items():
             for target, image in zip(classes, images, strict=True):
@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
 def run(argv: list[str] | None = None) -> int:
     """:func:`main`, with user mistakes (unknown class or model) printed as one line."""
     from maco_tf.errors import MacoError
-    from maco_tf.zoo import ImageNetClassError
+    from maco_tf.models.zoo import ImageNetClassError
 
     try:
         return main(argv)

@@ -28,7 +28,7 @@ import time
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-# Lucid's / Xplique's colour correlation (see maco_tf.color).
+# Lucid's / Xplique's colour correlation (see maco_tf.core.color).
 COLOR = torch.tensor(
     [
         [0.56282854, 0.58447580, 0.58447580],

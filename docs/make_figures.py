@@ -34,9 +34,9 @@ from PIL import Image  # noqa: E402
 
 import maco_tf  # noqa: E402
 from maco_tf import targets  # noqa: E402
-from maco_tf.combine import explain_class  # noqa: E402
-from maco_tf.render import heatmap, to_rgba, to_uint8  # noqa: E402
-from maco_tf.zoo import get_imagenet_classes, load_efficientnet_lite0  # noqa: E402
+from maco_tf.models.zoo import get_imagenet_classes, load_efficientnet_lite0  # noqa: E402
+from maco_tf.outputs.combine import explain_class  # noqa: E402
+from maco_tf.outputs.render import heatmap, to_rgba, to_uint8  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "images"
 MAX_BYTES = 300_000

@@ -4,8 +4,8 @@
 ``from xplique.features_visualizations import maco``.
 """
 
-from . import concepts, inversion, tokens
-from .api import (
+import maco_tf.targets as targets
+from maco_tf.core.visualization import (
     DeadObjectiveWarning,
     Visualization,
     clear_cache,
@@ -15,25 +15,17 @@ from .api import (
     pixel,
     visualize,
 )
-from .combine import ClassExplanation, explain_class
-from .concepts import (
-    ConceptIndexError,
-    ConceptModelError,
-    ConceptVisualization,
-    CraftNotFittedError,
-    concept_objective,
-    visualize_concepts,
-)
-from .errors import (
+from maco_tf.errors import (
     IncompatibleModelError,
     InvalidSettingError,
     MacoError,
     SpectrumError,
     UnknownLayerError,
 )
-from .inversion import InversionTargetError, inversion_objective, invert
-from .layers import layer_output, layer_paths
-from .metrics import (
+from maco_tf.models.layers import layer_output, layer_paths
+from maco_tf.models.loading import LoadedModel, load_model
+from maco_tf.outputs.combine import ClassExplanation, explain_class
+from maco_tf.outputs.metrics import (
     MetricInputError,
     RecognitionScores,
     feature_extractor,
@@ -42,19 +34,36 @@ from .metrics import (
     self_recognition,
     transferability,
 )
-from .models import LoadedModel, load_model
-from .render import heatmap, importance, save_png, save_visualization, to_rgba, to_uint8
-from .tokens import (
+from maco_tf.outputs.render import (
+    heatmap,
+    importance,
+    save_png,
+    save_visualization,
+    to_rgba,
+    to_uint8,
+)
+from maco_tf.targets import concepts, inversion, tokens
+from maco_tf.targets.concepts import (
+    ConceptIndexError,
+    ConceptModelError,
+    ConceptVisualization,
+    CraftNotFittedError,
+    concept_objective,
+    visualize_concepts,
+)
+from maco_tf.targets.inversion import InversionTargetError, inversion_objective, invert
+from maco_tf.targets.tokens import (
     TokenLayerError,
     TokenSelectionError,
     token_channel,
     token_direction,
     token_neuron,
 )
-
-__version__ = "0.1.0"
+from maco_tf.version import __version__
 
 __all__ = [
+    "__version__",
+    "targets",
     "ClassExplanation",
     "explain_class",
     "ConceptIndexError",

@@ -29,7 +29,7 @@ def main() -> dict:
     from xplique.features_visualizations import Objective
 
     import maco_tf
-    from maco_tf.engine import LoopCache
+    from maco_tf.core.engine import LoopCache
     from maco_tf.errors import InvalidSettingError
 
     from .conftest import build_tiny_cnn

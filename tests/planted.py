@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from maco_tf.color import COLOR_CORRELATION
+from maco_tf.core.color import COLOR_CORRELATION
 
 MODEL_SIZE = 32
 PERIOD = 8.0  # grating period, in model-input pixels

@@ -187,7 +187,7 @@ def _gram_similarity(model, layer, images):
     import keras
     import tensorflow as tf
 
-    from maco_tf.objectives import batch_similarity
+    from maco_tf.core.objectives import batch_similarity
 
     features = keras.Model(model.inputs, model.get_layer(layer).output)(
         tf.image.resize(images, (32, 32))
@@ -234,7 +234,7 @@ def test_whole_views_are_checked_and_recorded(tiny_model, fast_settings):
 
 
 def test_auto_batch_size_balances_the_batches():
-    from maco_tf.api import auto_batch_size
+    from maco_tf.core.visualization import auto_batch_size
 
     assert auto_batch_size(16) == 8  # about 128 crops per step
     assert auto_batch_size(16, nb_images=10) == 5  # 5 + 5, not 8 + 2 padded to 8

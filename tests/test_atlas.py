@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import maco_tf.api
-from maco_tf.atlas import build_site, results_name
-from maco_tf.cli import main
-from maco_tf.render import save_visualization
+import maco_tf.core.visualization
+from maco_tf.atlas.build import build_site, results_name
+from maco_tf.cli.main import main
+from maco_tf.outputs.render import save_visualization
 
 FAST = ["--steps", "2", "--crops", "1", "--size", "32", "--quiet"]
 SLUGS = ["class0000", "class0001", "class0002", "class0003"]
@@ -152,7 +152,7 @@ def test_a_class_image_depends_on_the_seed_and_class_only(sharded, model_file, t
 
 
 def test_interrupted_run_keeps_finished_classes(model_file, tmp_path, monkeypatch):
-    real, calls = maco_tf.api.visualize, []
+    real, calls = maco_tf.core.visualization.visualize, []
 
     def visualize(*args, **kwargs):
         calls.append(1)
@@ -160,11 +160,11 @@ def test_interrupted_run_keeps_finished_classes(model_file, tmp_path, monkeypatc
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(maco_tf.api, "visualize", visualize)
+    monkeypatch.setattr(maco_tf.core.visualization, "visualize", visualize)
     out = tmp_path / "atlas"
     assert _atlas(model_file, out, "--classes", "0,1,2", "--batch-size", "1") == 130
     assert sorted(_records(out / "results.json")) == ["class0000"]
-    monkeypatch.setattr(maco_tf.api, "visualize", real)
+    monkeypatch.setattr(maco_tf.core.visualization, "visualize", real)
     before = _mtimes(out)
     assert _atlas(model_file, out, "--classes", "0,1,2", "--batch-size", "1") == 0
     assert sorted(_records(out / "results.json")) == ["class0000", "class0001", "class0002"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from maco_tf.cli import main
+from maco_tf.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"

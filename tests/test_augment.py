@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maco_tf.augment import (
+from maco_tf.core.augment import (
     box_size_schedule,
     crop_and_resize,
     crop_views,
@@ -232,7 +232,7 @@ def test_whole_views_show_the_whole_image_and_keep_the_other_crops(rng):
 
 
 def test_resize_matrix_spreads_every_pixel():
-    from maco_tf.augment import resize_matrix
+    from maco_tf.core.augment import resize_matrix
 
     weights = resize_matrix(320, 224)
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-5)  # constants are kept
@@ -245,7 +245,7 @@ def test_resize_matrix_spreads_every_pixel():
 def test_noise_distribution():
     from scipy import stats
 
-    from maco_tf.augment import gaussian_plus_uniform
+    from maco_tf.core.augment import gaussian_plus_uniform
 
     noise = gaussian_plus_uniform((40, 50, 3), tf.constant([1, 2], tf.int64)).numpy()
     assert noise.shape == (40, 50, 3)
@@ -264,7 +264,7 @@ def test_noise_distribution():
 def test_noise_from_16_bit_halves_has_the_right_moments_and_tails():
     from scipy import stats
 
-    from maco_tf.augment import gaussian_plus_uniform
+    from maco_tf.core.augment import gaussian_plus_uniform
 
     # an odd size: the last Box-Muller pair is cut
     noise = gaussian_plus_uniform((1_000_001,), tf.constant([7, 8], tf.int64)).numpy()
@@ -287,7 +287,7 @@ def test_noise_from_16_bit_halves_has_the_right_moments_and_tails():
 
 
 def test_pooled_noise_windows():
-    from maco_tf.augment import POOL_ALIGNMENT, noise_pool, noise_pool_size, pooled_noise
+    from maco_tf.core.augment import POOL_ALIGNMENT, noise_pool, noise_pool_size, pooled_noise
 
     assert noise_pool_size(6) == 6 + 4096
     assert noise_pool_size(10**6) == 1_250_000

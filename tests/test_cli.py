@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-import maco_tf.api
-import maco_tf.models
-from maco_tf import cli
-from maco_tf.cli import main
+import maco_tf.core.visualization
+import maco_tf.models.loading
+from maco_tf.cli import main as cli
+from maco_tf.cli.main import main
 
 from .conftest import build_tiny_cnn
 
@@ -41,18 +41,18 @@ def nested_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def zoo():
-    return maco_tf.models.load_model(None)
+    return maco_tf.models.loading.load_model(None)
 
 
 @pytest.fixture
 def cached_zoo(monkeypatch, zoo):
     """Serve the default model from a session-wide copy (loading it takes seconds)."""
-    real = maco_tf.models.load_model
+    real = maco_tf.models.loading.load_model
 
     def load(spec=None, **kwargs):
         return zoo if spec is None else real(spec, **kwargs)
 
-    monkeypatch.setattr(maco_tf.models, "load_model", load)
+    monkeypatch.setattr(maco_tf.models.loading, "load_model", load)
 
 
 def _tiny_args(tiny_file, out, *extra):
@@ -142,7 +142,7 @@ def test_settings_change_is_refused_unless_overwrite(tmp_path, tiny_file, capsys
 
 def test_interrupt_keeps_finished_chunks(tmp_path, tiny_file, capsys, monkeypatch):
     out = tmp_path / "out"
-    real = maco_tf.api.visualize
+    real = maco_tf.core.visualization.visualize
     calls = []
 
     def flaky(*args, **kwargs):
@@ -151,7 +151,7 @@ def test_interrupt_keeps_finished_chunks(tmp_path, tiny_file, capsys, monkeypatc
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(maco_tf.api, "visualize", flaky)
+    monkeypatch.setattr(maco_tf.core.visualization, "visualize", flaky)
     assert main(_tiny_args(tiny_file, out, "--quiet")) == 130
     err = capsys.readouterr().err
     assert err.strip() == f"maco-tf: interrupted; 2 of 4 targets saved in {out}, re-run to resume"
@@ -162,7 +162,7 @@ def test_interrupt_keeps_finished_chunks(tmp_path, tiny_file, capsys, monkeypatc
     assert len(list(out.glob("*.png"))) == 6
     assert not list(out.glob(".*tmp"))
 
-    monkeypatch.setattr(maco_tf.api, "visualize", real)
+    monkeypatch.setattr(maco_tf.core.visualization, "visualize", real)
     assert main(_tiny_args(tiny_file, out)) == 0
     assert "2 computed, 2 skipped" in capsys.readouterr().out
     assert len(_results(out)["targets"]) == 4

@@ -3,13 +3,13 @@ import pytest
 from xplique.attributions import Saliency
 
 from maco_tf import MacoError, visualize
-from maco_tf.combine import (
+from maco_tf.outputs.combine import (
     ClassExplanation,
     UnknownAttributionMethodError,
     explain_class,
     last_conv_layer,
 )
-from maco_tf.targets import neuron
+from maco_tf.targets.units import neuron
 
 FAST_VIS = dict(nb_steps=4, nb_crops=2, custom_shape=(48, 48), seed=0)
 

@@ -10,7 +10,8 @@ from xplique.concepts import CraftManagerTf, CraftTf, HolisticCraftTf
 from xplique.concepts.tf.layered_model_latent_extractor import LayeredModelExtractorBuilder
 
 import maco_tf
-from maco_tf.concepts import (
+from maco_tf.core.objectives import compile_objective
+from maco_tf.targets.concepts import (
     ConceptIndexError,
     ConceptModelError,
     ConceptVisualization,
@@ -18,8 +19,7 @@ from maco_tf.concepts import (
     concept_objective,
     visualize_concepts,
 )
-from maco_tf.objectives import compile_objective
-from maco_tf.targets import TargetIndexError
+from maco_tf.targets.units import TargetIndexError
 
 SIZE = 32
 NB_CONCEPTS = 2

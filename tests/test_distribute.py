@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from maco_tf.distribute import Distribution, DistributionError, fingerprint, make_strategy
+from maco_tf.core.distribute import Distribution, DistributionError, fingerprint, make_strategy
 
 from .test_atlas import relu_classifier
 
@@ -81,7 +81,7 @@ def _run_workers(
     for index, out in enumerate(outs):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         flags = extra[index] if extra else []
-        command = [sys.executable, "-m", "maco_tf.cli", "atlas", "--model", str(model)]
+        command = [sys.executable, "-m", "maco_tf.cli.main", "atlas", "--model", str(model)]
         processes.append(
             subprocess.Popen(
                 [*command, *ATLAS, *flags, "--out", str(out)],
@@ -113,7 +113,7 @@ def test_two_workers_produce_the_atlas_of_one_process(tmp_path):
     model = relu_classifier(tmp_path / "relu4.keras")
     single = tmp_path / "single"
     done = subprocess.run(
-        [sys.executable, "-m", "maco_tf.cli", "atlas", "--model", str(model), *ATLAS,
+        [sys.executable, "-m", "maco_tf.cli.main", "atlas", "--model", str(model), *ATLAS,
          "--strategy", "none", "--out", str(single)],
         cwd=ROOT, env=_environment(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip

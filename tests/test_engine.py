@@ -7,9 +7,9 @@ import tensorflow as tf
 from xplique.features_visualizations import Objective
 
 import maco_tf
-from maco_tf.api import auto_lanes
-from maco_tf.augment import lane_sizes
-from maco_tf.engine import LoopCache, model_in_lanes
+from maco_tf.core.augment import lane_sizes
+from maco_tf.core.engine import LoopCache, model_in_lanes
+from maco_tf.core.visualization import auto_lanes
 
 
 def _loops(cache):
@@ -106,7 +106,7 @@ def test_baselines_share_the_loop(tiny_model, fast_settings, method):
 
 
 def test_xla_loop_is_reproducible_and_optimises(tiny_model, fast_settings):
-    # XLA draws other random numbers than graph mode for the same seed (see maco_tf.augment),
+    # XLA draws other random numbers than graph mode for the same seed (see maco_tf.core.augment),
     # so XLA is compared with itself, and checked to optimise like graph mode
     objective = Objective.channel(tiny_model, "conv1", [0, 3])
     settings = {**fast_settings, "nb_steps": 24, "box_size": 0.6}

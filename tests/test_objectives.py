@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from maco_tf.objectives import callable_key, compile_objective, per_image_losses
+from maco_tf.core.objectives import callable_key, compile_objective, per_image_losses
 
 
 def test_combinations_follow_xplique_order(tiny_model):
@@ -70,7 +70,7 @@ def test_equal_closures_share_a_key(tiny_model):
 
 
 def test_batch_similarity_known_values():
-    from maco_tf.objectives import batch_similarity
+    from maco_tf.core.objectives import batch_similarity
 
     rng = np.random.default_rng(0)
     same = np.repeat(rng.normal(size=(1, 4, 4, 3)), 2, axis=0).astype(np.float32)
@@ -85,7 +85,7 @@ def test_batch_similarity_known_values():
 
 
 def test_repeat_names_and_masks(tiny_model):
-    from maco_tf.objectives import repeat
+    from maco_tf.core.objectives import repeat
 
     compiled = repeat(compile_objective(Objective.neuron(tiny_model, "logits", [1, 2])), 2)
     assert compiled.names == (

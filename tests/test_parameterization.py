@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from maco_tf.parameterization import (
+from maco_tf.core.parameterization import (
     FourierParameterization,
     MacoParameterization,
     PixelParameterization,
 )
-from maco_tf.spectrum import imagenet_magnitude
+from maco_tf.core.spectrum import imagenet_magnitude
 
 
 @pytest.mark.parametrize("shape", [(64, 64), (48, 62), (33, 45)])
@@ -78,8 +78,8 @@ def test_grayscale_maco_has_no_colour_mixing():
 
 def _reference_maco_images(params, magnitude, values_range):
     """MACO's synthesis written with plain TensorFlow ops (automatic differentiation)."""
-    from maco_tf.color import COLOR_CORRELATION
-    from maco_tf.parameterization import PHASE_SPREAD
+    from maco_tf.core.color import COLOR_CORRELATION
+    from maco_tf.core.parameterization import PHASE_SPREAD
 
     def standardize(t):
         mean, variance = tf.nn.moments(t, axes=list(range(1, len(t.shape))), keepdims=True)
@@ -119,7 +119,7 @@ def test_closed_form_gradients_equal_automatic_differentiation():
 
 
 def test_standardize_gradient_is_finite_on_a_constant_tensor():
-    from maco_tf.parameterization import _standardize
+    from maco_tf.core.parameterization import _standardize
 
     flat = tf.ones((2, 5, 5, 3))
     with tf.GradientTape() as tape:

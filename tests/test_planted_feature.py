@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 import maco_tf
-from maco_tf.engine import LoopCache
+from maco_tf.core.engine import LoopCache
 
 from .planted import (
     ANGLES,

@@ -1,14 +1,14 @@
 import numpy as np
 import pytest
 
-from maco_tf.color import COLOR_CORRELATION, decorrelate
-from maco_tf.errors import SpectrumError
-from maco_tf.spectrum import (
+from maco_tf.core.color import COLOR_CORRELATION, decorrelate
+from maco_tf.core.spectrum import (
     dataset_magnitude,
     imagenet_magnitude,
     resize_magnitude,
     xplique_spectrum_path,
 )
+from maco_tf.errors import SpectrumError
 
 
 def test_xplique_spectrum_is_found_without_copying():
@@ -76,7 +76,7 @@ def test_small_images_are_not_flat(size):
     """The mean colour keeps its share of the energy whatever the size."""
     import tensorflow as tf
 
-    from maco_tf.parameterization import MacoParameterization
+    from maco_tf.core.parameterization import MacoParameterization
 
     param = MacoParameterization(imagenet_magnitude(size, size), (size, size, 3), (-1, 1))
     images = param.to_images(tf.constant(param.initial_params(0, range(4)))).numpy()

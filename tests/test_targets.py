@@ -6,8 +6,8 @@ from xplique.features_visualizations import Objective
 
 import maco_tf
 from maco_tf import targets
-from maco_tf.objectives import compile_objective
-from maco_tf.targets import DirectionShapeError, TargetIndexError
+from maco_tf.core.objectives import compile_objective
+from maco_tf.targets.units import DirectionShapeError, TargetIndexError
 
 
 @pytest.fixture(scope="module")

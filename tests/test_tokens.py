@@ -20,11 +20,11 @@ import pytest
 import tensorflow as tf
 
 import maco_tf
-from maco_tf import tokens
-from maco_tf.engine import LoopCache
-from maco_tf.objectives import compile_objective
-from maco_tf.targets import DirectionShapeError, TargetIndexError
-from maco_tf.tokens import TokenLayerError, TokenSelectionError
+from maco_tf.core.engine import LoopCache
+from maco_tf.core.objectives import compile_objective
+from maco_tf.targets import tokens
+from maco_tf.targets.tokens import TokenLayerError, TokenSelectionError
+from maco_tf.targets.units import DirectionShapeError, TargetIndexError
 
 from .planted import maco_phase_randomized, oriented_coherence
 

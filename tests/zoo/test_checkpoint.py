@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from maco_tf.zoo.checkpoint import (
+from maco_tf.models.zoo.checkpoint import (
     CheckpointError,
     UnsafeCheckpointError,
     load_torch_state_dict,
 )
-from maco_tf.zoo.efficientnet_lite import efficientnet_lite0_checkpoint_path
+from maco_tf.models.zoo.efficientnet_lite import efficientnet_lite0_checkpoint_path
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 SYS_INFO = {"protocol_version": 1001, "little_endian": True, "type_sizes": {"int": 4}}

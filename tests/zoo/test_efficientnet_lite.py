@@ -13,8 +13,8 @@ import tensorflow as tf
 from PIL import Image
 from skimage import data
 
-from maco_tf.zoo import efficientnet_lite as lite
-from maco_tf.zoo.efficientnet_lite import (
+from maco_tf.models.zoo import efficientnet_lite as lite
+from maco_tf.models.zoo.efficientnet_lite import (
     EFFICIENTNET_LITE0_SPEC,
     ModelSpec,
     cache_path,

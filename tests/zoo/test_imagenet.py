@@ -5,7 +5,7 @@ from importlib import resources
 import numpy as np
 import pytest
 
-from maco_tf.zoo.imagenet import (
+from maco_tf.models.zoo.imagenet import (
     NUM_IMAGENET_CLASSES,
     AmbiguousClassError,
     ClassIndexError,

@@ -10,7 +10,7 @@ the MACO image itself), and returns a :class:`ClassExplanation` that plots and s
 Examples
 --------
 >>> from skimage import data
->>> from maco_tf.zoo import load_efficientnet_lite0
+>>> from maco_tf.models.zoo import load_efficientnet_lite0
 >>> model = load_efficientnet_lite0()          # RGB in [0, 255]
 >>> explanation = explain_class(                # doctest: +SKIP
 ...     model, "espresso", [data.coffee()],
@@ -34,12 +34,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .api import Visualization, visualize
-from .engine import model_input_size
-from .errors import IncompatibleModelError, InvalidSettingError, MacoError, format_suggestions
-from .errors import suggest as _suggest
-from .layers import find_layer, layer_output
-from .render import to_rgba, to_uint8
+from maco_tf.core.engine import model_input_size
+from maco_tf.core.visualization import Visualization, visualize
+from maco_tf.errors import (
+    IncompatibleModelError,
+    InvalidSettingError,
+    MacoError,
+    format_suggestions,
+)
+from maco_tf.errors import suggest as _suggest
+from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.outputs.render import to_rgba, to_uint8
 
 __all__ = [
     "DEFAULT_VISUALIZATION",
@@ -158,7 +163,8 @@ class ClassExplanation:
     image
         ``(H, W, C)`` the MACO image, in ``values_range``.
     transparency
-        ``(H, W, C)`` its accumulated gradient magnitude (see :func:`maco_tf.render.importance`).
+        ``(H, W, C)`` its accumulated gradient magnitude
+        (see :func:`maco_tf.outputs.render.importance`).
     images
         ``(N, h, w, C)`` the real images, cropped and resized to the model input, in
         ``values_range``: what the attribution methods and the model saw.
@@ -520,7 +526,7 @@ def _class_names(model_info: dict, given: Sequence[str] | None, units: int):
     if model_info.get("class_names") is not None:
         return model_info["class_names"]
     if units == 1000:
-        from .zoo import get_imagenet_classes
+        from maco_tf.models.zoo import get_imagenet_classes
 
         return get_imagenet_classes()
     return None
@@ -532,7 +538,7 @@ def _resolve_class(class_id: int | str, names: Sequence[str] | None, units: int)
         if re.fullmatch(r"[+-]?\d+", stripped):
             class_id = int(stripped)
         elif units == 1000 and names is not None and hasattr(names, "index"):
-            from .zoo import resolve_classes
+            from maco_tf.models.zoo import resolve_classes
 
             (class_id,) = resolve_classes(stripped)
         elif names is not None:
@@ -678,7 +684,7 @@ def _visualization_image(
             "visualization must be None, a maco_tf.Visualization, an (image, transparency) "
             f"pair or a dict of maco_tf.visualize arguments; got {type(visualization).__name__}"
         )
-    from .targets import neuron
+    from maco_tf.targets.units import neuron
 
     settings = {**DEFAULT_VISUALIZATION, **dict(visualization or {})}
     if "values_range" in settings and tuple(settings.pop("values_range")) != values_range:

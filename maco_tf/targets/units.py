@@ -4,7 +4,7 @@ They return plain Xplique ``Objective`` objects with the same losses as
 ``Objective.neuron`` / ``Objective.channel`` / ``Objective.direction`` (mean of the masked
 output, and Xplique's ``dot_cossim``), so they combine with Xplique objectives (``+``, ``-``,
 ``*``) and run on Xplique's ``maco`` as well as on :func:`maco_tf.visualize`. Unlike Xplique's,
-the layer may be a path into a nested model (see :mod:`maco_tf.layers`), and indices are
+the layer may be a path into a nested model (see :mod:`maco_tf.models.layers`), and indices are
 checked against the layer's shape.
 """
 
@@ -17,8 +17,8 @@ import tensorflow as tf
 from xplique.features_visualizations import Objective
 from xplique.features_visualizations.losses import dot_cossim
 
-from .errors import MacoError
-from .layers import find_layer, layer_output
+from maco_tf.errors import MacoError
+from maco_tf.models.layers import find_layer, layer_output
 
 __all__ = [
     "DirectionShapeError",
@@ -216,8 +216,8 @@ def class_logits(
     layer
         The logits layer (name, index or path).
     class_names
-        Names indexed by class (e.g. :class:`~maco_tf.zoo.ImageNetClasses`); the objectives are
-        then named after the classes (``"espresso"``), else ``Neuron#<layer>_<id>``.
+        Names indexed by class (e.g. :class:`~maco_tf.models.zoo.ImageNetClasses`); the
+        objectives are then named after the classes (``"espresso"``), else ``Neuron#<layer>_<id>``.
     multiplier
         Factor of the sub-objective.
 

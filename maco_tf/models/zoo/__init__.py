@@ -1,13 +1,17 @@
 """Offline models and ImageNet metadata: EfficientNet-Lite0, a safe checkpoint reader, classes."""
 
-from .checkpoint import CheckpointError, UnsafeCheckpointError, load_torch_state_dict
-from .efficientnet_lite import (
+from maco_tf.models.zoo.checkpoint import (
+    CheckpointError,
+    UnsafeCheckpointError,
+    load_torch_state_dict,
+)
+from maco_tf.models.zoo.efficientnet_lite import (
     EFFICIENTNET_LITE0_SPEC,
     ModelSpec,
     build_efficientnet_lite0,
     load_efficientnet_lite0,
 )
-from .imagenet import (
+from maco_tf.models.zoo.imagenet import (
     AmbiguousClassError,
     ClassIndexError,
     ImageNetClassError,

@@ -23,10 +23,10 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from .concepts import dot_cossim_vectors
-from .errors import MacoError
-from .layers import find_layer, layer_output
-from .targets import DirectionShapeError, TargetIndexError
+from maco_tf.errors import MacoError
+from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.targets.concepts import dot_cossim_vectors
+from maco_tf.targets.units import DirectionShapeError, TargetIndexError
 
 __all__ = [
     "TokenLayerError",

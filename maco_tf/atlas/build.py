@@ -21,7 +21,7 @@ With ``--examples DIR`` (one sub-folder of images per class, named by class name
 WordNet id or file slug), each class page shows the examples and, unless ``--concepts 0``, the
 CRAFT concepts of the class: CRAFT (:mod:`xplique.concepts`) is fitted on the examples at the
 model's last spatial layer, and each concept is visualised with MACO
-(:func:`maco_tf.concepts.visualize_concepts`). Concepts are recorded as targets of kind
+(:func:`maco_tf.targets.concepts.visualize_concepts`). Concepts are recorded as targets of kind
 ``"concept"`` in the same results file, so they resume like classes.
 
 The website (``index.html``, ``classes/<slug>.html``, ``thumbs/``, ``examples/``, ``assets/``)
@@ -51,8 +51,7 @@ import keras
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import __version__
-from .cli import (
+from maco_tf.cli.main import (
     EXIT_OK,
     FILE_KINDS,
     RESULTS_FILE,
@@ -76,11 +75,12 @@ from .cli import (
     _writable,
     add_optimisation_arguments,
 )
-from .errors import MacoError
-from .layers import find_layer
-from .models import LoadedModel
-from .render import save_visualization
-from .zoo import ImageNetClassError, get_imagenet_classes
+from maco_tf.errors import MacoError
+from maco_tf.models.layers import find_layer
+from maco_tf.models.loading import LoadedModel
+from maco_tf.models.zoo import ImageNetClassError, get_imagenet_classes
+from maco_tf.outputs.render import save_visualization
+from maco_tf.version import __version__
 
 __all__ = ["SiteSummary", "add_atlas_parser", "build_site", "results_name", "run_atlas"]
 
@@ -556,7 +556,7 @@ def _fit_craft(job: _ConceptJob, target: _Target, sources: Sequence[Path]) -> ob
 
 def _visualize_craft(job: _ConceptJob, craft: object, target: _Target, seed: int):
     """MACO images of every concept of ``craft``, with the atlas's optimisation settings."""
-    from .concepts import visualize_concepts
+    from maco_tf.targets.concepts import visualize_concepts
 
     args = job.args
     return visualize_concepts(
@@ -780,7 +780,9 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _asset(name: str) -> str:
-    return resources.files("maco_tf").joinpath("site").joinpath(name).read_text(encoding="utf-8")
+    return (
+        resources.files("maco_tf.atlas").joinpath("site").joinpath(name).read_text(encoding="utf-8")
+    )
 
 
 def _thumbnail(out: Path, record: dict) -> str:

@@ -18,8 +18,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from .color import recorrelate
-from .spectrum import spectrum_shape
+from maco_tf.core.color import recorrelate
+from maco_tf.core.spectrum import spectrum_shape
 
 _EPS = 1e-5
 #: Floor of a standard deviation that divides a gradient (constant images).
@@ -145,7 +145,7 @@ class MacoParameterization(Parameterization):
     Parameters
     ----------
     magnitude
-        Fixed magnitude ``(C, H, W // 2 + 1)`` (see :mod:`maco_tf.spectrum`).
+        Fixed magnitude ``(C, H, W // 2 + 1)`` (see :mod:`maco_tf.core.spectrum`).
     image_shape
         ``(H, W, C)``; must agree with the magnitude.
     values_range

@@ -17,8 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import Schedule, box_size_schedule, noise_schedule
-from .engine import (
+from maco_tf.core.augment import Schedule, box_size_schedule, noise_schedule
+from maco_tf.core.engine import (
     CompiledLoop,
     LoopCache,
     LoopSettings,
@@ -27,16 +27,16 @@ from .engine import (
     model_input_size,
     optimizer_key,
 )
-from .errors import InvalidSettingError, SpectrumError
-from .layers import layer_output
-from .objectives import compile_objective, repeat, with_diversity
-from .parameterization import (
+from maco_tf.core.objectives import compile_objective, repeat, with_diversity
+from maco_tf.core.parameterization import (
     FourierParameterization,
     MacoParameterization,
     Parameterization,
     PixelParameterization,
 )
-from .spectrum import dataset_magnitude, imagenet_magnitude
+from maco_tf.core.spectrum import dataset_magnitude, imagenet_magnitude
+from maco_tf.errors import InvalidSettingError, SpectrumError
+from maco_tf.models.layers import layer_output
 
 METHODS = ("maco", "fourier", "pixel")
 

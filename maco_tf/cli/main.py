@@ -45,13 +45,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from . import __version__, api, models, targets
-from .distribute import STRATEGIES, Distribution, fingerprint, make_strategy
-from .errors import MacoError
-from .layers import find_layer, layer_paths
-from .models import LoadedModel
-from .render import save_visualization
-from .zoo import CheckpointError, ImageNetClassError, resolve_classes
+from maco_tf.core import visualization as api
+from maco_tf.core.distribute import STRATEGIES, Distribution, fingerprint, make_strategy
+from maco_tf.errors import MacoError
+from maco_tf.models import loading as models
+from maco_tf.models.layers import find_layer, layer_paths
+from maco_tf.models.loading import LoadedModel
+from maco_tf.models.zoo import CheckpointError, ImageNetClassError, resolve_classes
+from maco_tf.outputs.render import save_visualization
+from maco_tf.targets import units as targets
+from maco_tf.version import __version__
 
 RESULTS_FILE = "results.json"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -283,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_arguments(layers)
     layers.set_defaults(handler=_cmd_layers)
 
-    from .atlas import add_atlas_parser  # imported here: maco_tf.atlas imports this module
+    from maco_tf.atlas.build import (
+        add_atlas_parser,  # imported here: maco_tf.atlas.build imports this module
+    )
 
     add_atlas_parser(commands)
     return parser

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from .errors import InvalidSettingError
+from maco_tf.errors import InvalidSettingError
 
 Schedule = float | Callable[[int], float] | Sequence[float] | np.ndarray | None
 

@@ -2,7 +2,7 @@
 
 A magnitude is stored as an array of shape ``(C, H, W // 2 + 1)``: one real 2-D FFT magnitude per
 channel, in the layout of ``numpy.fft.rfft2`` (rows: frequencies ``fftfreq(H)``, columns:
-``rfftfreq(W)``). For RGB it lives in the decorrelated colour basis of :mod:`maco_tf.color`,
+``rfftfreq(W)``). For RGB it lives in the decorrelated colour basis of :mod:`maco_tf.core.color`,
 the basis in which the image is synthesised.
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
-from .color import decorrelate
-from .errors import SpectrumError
+from maco_tf.core.color import decorrelate
+from maco_tf.errors import SpectrumError
 
 XPLIQUE_SPECTRUM_FILE = "spectrum_decorrelated.npy"
 

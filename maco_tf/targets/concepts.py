@@ -28,11 +28,11 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from .api import Visualization, visualize
-from .engine import model_input_size
-from .errors import IncompatibleModelError, MacoError
-from .layers import find_layer, layer_output
-from .targets import TargetIndexError
+from maco_tf.core.engine import model_input_size
+from maco_tf.core.visualization import Visualization, visualize
+from maco_tf.errors import IncompatibleModelError, MacoError
+from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.targets.units import TargetIndexError
 
 __all__ = [
     "ConceptIndexError",

@@ -16,8 +16,8 @@ replica applies the full update and the images equal those of one device: each i
 randomness depends on its own seed, not on where it runs.
 
 The engine knows nothing of files or of Xplique: it receives a
-:class:`~maco_tf.objectives.CompiledObjective` and a
-:class:`~maco_tf.parameterization.Parameterization`.
+:class:`~maco_tf.core.objectives.CompiledObjective` and a
+:class:`~maco_tf.core.parameterization.Parameterization`.
 """
 
 from __future__ import annotations
@@ -32,10 +32,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from .augment import noise_pool, random_crop_lanes
-from .errors import IncompatibleModelError
-from .objectives import CompiledObjective, batch_similarity, per_image_losses
-from .parameterization import Parameterization
+from maco_tf.core.augment import noise_pool, random_crop_lanes
+from maco_tf.core.objectives import CompiledObjective, batch_similarity, per_image_losses
+from maco_tf.core.parameterization import Parameterization
+from maco_tf.errors import IncompatibleModelError
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
 
@@ -135,17 +135,17 @@ class CompiledLoop:
         Steps run inside one call of the compiled function.
     pooled_noise
         Read each step's noise from a pool drawn once per call, i.e. every ``steps_per_call``
-        steps (see :func:`maco_tf.augment.noise_pool`), instead of drawing it afresh.
+        steps (see :func:`maco_tf.core.augment.noise_pool`), instead of drawing it afresh.
     whole_views
         Crops per image and step that are the whole image (see
-        :func:`maco_tf.augment.random_crops`).
+        :func:`maco_tf.core.augment.random_crops`).
     strategy
         ``tf.distribute`` strategy whose replicas share the batch (default: the current one,
         i.e. the one whose ``scope()`` is open, else no distribution). ``nb_images`` must be a
         multiple of its ``num_replicas_in_sync``.
     lanes
         Sub-batches the crops of a step are made in, each through its own call of the model
-        (see :func:`maco_tf.augment.random_crop_lanes` and :func:`model_in_lanes`). They are
+        (see :func:`maco_tf.core.augment.random_crop_lanes` and :func:`model_in_lanes`). They are
         independent, so the runtime runs them side by side; on a CPU this keeps the cores
         busy where one batch alone leaves them idle (ops that do not parallelise
         internally). 1: one model batch.
@@ -443,7 +443,7 @@ def model_in_lanes(
 
     The calls are independent, so the runtime may run them side by side. The outputs are
     put back in the views' order: image-major, each image's views lane after lane (the order
-    of :func:`~maco_tf.augment.random_crops`).
+    of :func:`~maco_tf.core.augment.random_crops`).
 
     Parameters
     ----------
@@ -451,7 +451,7 @@ def model_in_lanes(
         A model with one input; one output or a list of outputs.
     lanes
         Per lane, ``(nb_images * v_k, h, w, c)`` views, image-major (see
-        :func:`~maco_tf.augment.random_crop_lanes`).
+        :func:`~maco_tf.core.augment.random_crop_lanes`).
     nb_images
         Images in every lane.
 

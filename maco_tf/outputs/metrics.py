@@ -39,8 +39,14 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from .errors import IncompatibleModelError, MacoError, UnknownLayerError
-from .layers import PATH_SEPARATOR, _input_in_graph, _is_model, find_layer, layer_output
+from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
+from maco_tf.models.layers import (
+    PATH_SEPARATOR,
+    _input_in_graph,
+    _is_model,
+    find_layer,
+    layer_output,
+)
 
 __all__ = [
     "FeatureExtractor",

@@ -37,8 +37,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .errors import IncompatibleModelError, MacoError, format_suggestions, suggest
-from .zoo import EFFICIENTNET_LITE0_SPEC, ImageNetClasses, get_imagenet_classes
+from maco_tf.errors import IncompatibleModelError, MacoError, format_suggestions, suggest
+from maco_tf.models.zoo import EFFICIENTNET_LITE0_SPEC, ImageNetClasses, get_imagenet_classes
 
 __all__ = [
     "APPLICATIONS",
@@ -413,7 +413,7 @@ def _looks_like_path(spec: str) -> bool:
 
 
 def _load_zoo() -> LoadedModel:
-    from .zoo import load_efficientnet_lite0
+    from maco_tf.models.zoo import load_efficientnet_lite0
 
     spec = EFFICIENTNET_LITE0_SPEC
     return LoadedModel(

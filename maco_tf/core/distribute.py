@@ -1,6 +1,6 @@
 """``tf.distribute`` for the command line: which strategy, who writes, what workers agree on.
 
-The optimisation itself is distributed by the engine (see :mod:`maco_tf.engine`): give
+The optimisation itself is distributed by the engine (see :mod:`maco_tf.core.engine`): give
 :func:`maco_tf.visualize` a strategy, or call it inside ``strategy.scope()``. This module serves
 ``maco-tf visualize`` and ``maco-tf atlas``:
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from .errors import MacoError
+from maco_tf.errors import MacoError
 
 __all__ = ["STRATEGIES", "Distribution", "DistributionError", "make_strategy"]
 

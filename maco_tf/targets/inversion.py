@@ -27,10 +27,10 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from .api import Visualization, visualize
-from .engine import model_input_size
-from .errors import MacoError
-from .layers import find_layer, layer_output
+from maco_tf.core.engine import model_input_size
+from maco_tf.core.visualization import Visualization, visualize
+from maco_tf.errors import MacoError
+from maco_tf.models.layers import find_layer, layer_output
 
 __all__ = [
     "METRICS",
