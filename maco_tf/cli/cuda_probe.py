@@ -50,7 +50,7 @@ def without_probe_lines(text: str) -> str:
     Parameters
     ----------
     text
-        Captured console output, one line per line ending.
+        Captured console output (several lines).
 
     Returns
     -------
