@@ -6,8 +6,8 @@ optimisation steps so that the whole set takes a few minutes::
 
     python docs/make_figures.py                 # all figures, 64 steps
     python docs/make_figures.py --steps 16 --only methods,objectives
-    python docs/make_figures.py --readme-from q10   # the README's two figures, from the output
-                                                    # folder of the README's quality command
+    python docs/make_figures.py --readme-from q10   # quickstart.png and transparency.png, from
+                                                    # the output of docs/quality.md's command
 
 Each PNG is kept under 300 KB (re-saved with a 256-colour palette when needed).
 """
@@ -40,7 +40,7 @@ from maco_tf.outputs.render import heatmap, to_rgba, to_uint8  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "images"
 MAX_BYTES = 300_000
-#: Figures of the README (made with ``maco-tf visualize``), never overwritten here.
+#: Figures made by ``maco-tf visualize`` (README, index, quality), never overwritten here.
 RESERVED = ("quickstart", "transparency")
 RANGE = (0.0, 255.0)
 CROPS = 8
@@ -77,7 +77,7 @@ def save_figure(figure: Figure, name: str, dpi: int = 100) -> Path:
 def save_png_small(picture: Image.Image, name: str) -> Path:
     """Write ``picture`` as ``OUT/name.png``, quantised to 256 colours if it is too large."""
     if name in RESERVED:
-        raise ValueError(f"{name}.png is the README's figure, made by the command line")
+        raise ValueError(f"{name}.png is made by the command line (--readme-from)")
     path = OUT / f"{name}.png"
     OUT.mkdir(parents=True, exist_ok=True)
     picture.save(path, optimize=True)
@@ -286,7 +286,7 @@ FIGURES: dict[str, Callable[[dict], None]] = {
 
 
 def readme_figures(folder: Path, tile: int = 176) -> None:
-    """The README's figures from a ``maco-tf visualize`` output folder (10 classes).
+    """The quick-start figures from a ``maco-tf visualize`` output folder (10 classes).
 
     ``quickstart.png``: the images, 5 per row; ``transparency.png``: the first five with their
     transparency as alpha over white. Nothing is optimised here: the pictures are the
@@ -296,7 +296,7 @@ def readme_figures(folder: Path, tile: int = 176) -> None:
 
     records = json.loads((folder / "results.json").read_text())["targets"]
     if len(records) != 10:
-        raise SystemExit(f"{folder} holds {len(records)} targets; the README shows 10")
+        raise SystemExit(f"{folder} holds {len(records)} targets; the figures show 10")
     grid = Image.new("RGB", (5 * tile, 2 * tile))
     strip = Image.new("RGB", (5 * tile, tile))
     for position, record in enumerate(records):
@@ -329,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="FOLDER",
-        help="only make the README's figures, from this maco-tf visualize output folder",
+        help="only make quickstart.png and transparency.png, from this maco-tf visualize folder",
     )
     args = parser.parse_args(argv)
     OUT = args.out or OUT

@@ -21,7 +21,7 @@ def main() -> dict:
     """Both runs of each method, compared; the errors of the unsupported combinations."""
     # Bit-exact comparisons need deterministic kernels: without this, oneDNN's multi-threaded
     # reductions differ in the last bits between runs, and Nadam(1.0) on the phases amplifies
-    # such differences on near-zero gradient components (see README, reproducibility).
+    # such differences on near-zero gradient components (docs/getting-started.md, reproducibility).
     tf.config.experimental.enable_op_determinism()
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)

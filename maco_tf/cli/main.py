@@ -72,9 +72,9 @@ SETTING_KEYS = (
     "noise",
     "seed",
 )
-# Defaults chosen so that the whole image shows the target (see README, "Quality"): crops that
+# Defaults chosen so that the whole image shows the target (docs/quality.md): crops that
 # start at the full image keep the object whole; Xplique's 0.5 -> 0.05 optimises fragments.
-# Half of Xplique's noise: higher plausibility and target probability (README, "Tuning").
+# Half of Xplique's noise: higher plausibility and target probability (docs/quality.md, tuning).
 DEFAULT_STEPS = 128
 DEFAULT_CROPS = 16
 DEFAULT_SIZE = 320

@@ -284,11 +284,12 @@ _INV_65536 = 1.0 / 65536.0
 def gaussian_plus_uniform(shape: tuple[int, ...], seed: tf.Tensor) -> tf.Tensor:
     """Standard normal plus uniform(-1/2, 1/2) noise, from one random 32-bit word per value.
 
-    The random bits are the cost of the noise on a CPU (Philox, about 3 ns a word), so each
-    word serves twice: its high 16 bits feed the Box-Muller transform (a pair of words gives
-    a radius and an angle, hence two normal values), its low 16 bits give the uniform part.
-    Sixteen bits are plenty for noise: the uniform part is quantised at 1/65536 of its width
-    and the normal part is exact up to 4.85 standard deviations (P(|z| > 4.85) ~ 1e-6).
+    Generating random bits is what the noise costs on a CPU, so each Philox word serves twice:
+    its high 16 bits feed the Box-Muller transform (a pair of words gives a radius and an
+    angle, hence two normal values), its low 16 bits give the uniform part. The uniform part
+    is quantised at 1/65536 of its width and the normal part is exact up to 4.85 standard
+    deviations (P(|z| > 4.85) ~ 1e-6). Returns float32 values of ``shape``, the same for the
+    same ``seed`` (a ``(2,)`` integer tensor).
     """
     size = int(np.prod(shape))
     pairs = (size + 1) // 2
@@ -362,9 +363,10 @@ def resize_matrix(size: int, out: int, iterations: int = 200) -> np.ndarray:
     ``tf.image.resize(..., antialias=True)`` do), then balanced (Sinkhorn iterations) so that
     every output is a weighted mean (rows sum to 1) *and* every source pixel carries the same
     total weight (columns sum to ``out / size``). A plain bilinear downscale samples some
-    pixels and skips others, and even a triangle filter covers pixels unevenly (about 4 %
-    at 320 -> 224, period 3.3 px); the views of the whole image recur at every step, so
-    their gradient would print that pattern into the accumulated transparency as a lattice.
+    pixels and skips others, and even a triangle filter covers pixels unevenly, in a periodic
+    pattern; the views of the whole image recur at every step, so their gradient would print
+    that pattern into the accumulated transparency as a lattice (docs/quality.md). Balancing
+    (``iterations`` rounds) applies only when downscaling.
     """
     scale = size / out
     width = max(scale, 1.0)

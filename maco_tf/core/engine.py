@@ -215,7 +215,7 @@ class CompiledLoop:
         ]
         # Wrapped in partials: TensorFlow's retracing warning counts traces per code object,
         # so with plain methods every new loop (each traced once) would add to one count and
-        # a session with five objective structures would be warned of retracing.
+        # a process that builds loops for five objective structures would be warned of retracing.
         self._run_steps = tf.function(
             functools.partial(self._steps), input_signature=signature, jit_compile=jit_compile
         )

@@ -67,11 +67,12 @@ CPU_LANES = 2
 def auto_lanes(jit_compile: bool = False, strategy: tf.distribute.Strategy | None = None) -> int:
     """Sub-batches per step when none is given: ``CPU_LANES`` on CPUs, 1 on accelerators.
 
-    On a CPU one model batch leaves cores idle in the ops that do not parallelise
-    internally; two independent sub-batches fill them (EfficientNet-Lite0, 16 crops, 2
-    cores: 0.414 -> 0.373 s/step, ``benchmarks/bench_engine.py``; three or four lanes were
-    slower than two). A GPU runs one stream of kernels, where a split only makes the kernels
-    smaller; XLA compiles one cluster.
+    Returns 1 with ``jit_compile`` (XLA compiles one cluster) or when a GPU or TPU is among
+    the worker devices of ``strategy`` (default: the current one; without worker devices, the
+    logical devices): an accelerator runs one stream of kernels, where a split only makes the
+    kernels smaller. Otherwise ``CPU_LANES``: on a CPU, independent sub-batches fill the cores
+    that one model batch leaves idle in the ops that do not parallelise internally (step
+    times: docs/performance.md).
     """
     if jit_compile:
         return 1
@@ -297,8 +298,8 @@ def visualize(
         Read each step's noise from a pool at random offsets (one window per image and step)
         instead of drawing it afresh; the pool, 1.25 times one step's noise, is drawn anew at
         every compiled call (every ``steps_per_call`` steps). Either way every value is
-        N(0, 1) + U(-1/2, 1/2), scaled. On by default: fresh draws cost 1-7 % more per step
-        on a CPU (``benchmarks/bench_engine.py``); False gives fresh noise at every step.
+        N(0, 1) + U(-1/2, 1/2), scaled. False draws fresh noise at every step, at a higher
+        cost per step (docs/performance.md).
     copies
         Images per objective combination (consecutive in the result, named ``name #k``).
     diversity

@@ -65,8 +65,7 @@ DEFAULT_VISUALIZATION: dict[str, object] = {
 
 The image has the model's input size. ``box_size`` defaults to a linear ramp from 1.0 to 0.6
 of the side: attribution methods look at the *whole* image, and with large crops the model also
-recognises the class in the whole MACO image (EfficientNet-Lite0, espresso, 64 steps: top-1
-with crops 1.0 -> 0.6, but not with the command line's 1.0 -> 0.3)."""
+recognises the class in the whole MACO image (docs/quality.md)."""
 _DEFAULT_BOX_SIZE = (1.0, 0.6)
 _CONV_TYPES = (
     keras.layers.Conv2D,
