@@ -36,6 +36,7 @@ from maco_tf.atlas.shards import finished, open_shard, results_name
 from maco_tf.atlas.site import SiteSummary, build_site
 from maco_tf.atlas.site_data import collect
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.models.layers import find_layer
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
@@ -118,15 +119,14 @@ def run_atlas(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
     say = sayer(args.quiet)
-    if out.exists() and not out.is_dir():
-        raise MacoError(f"--out {out} exists and is not a folder")
+    OutputFolder(out).check_writable()
     if args.build_only:
         return _build_only(args, out, say)
 
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     plan = _class_plan(args, loaded)
-    with writable(out, distribution) as folder:
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
         return _run_shard(args, folder, loaded, plan, distribution.is_chief, say, started)
 
 
