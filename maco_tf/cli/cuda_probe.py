@@ -17,8 +17,6 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 
-import tensorflow as tf
-
 #: Text of the line TensorFlow logs when the CUDA driver is missing.
 PROBE_MARKER = "failed call to cuInit"
 
@@ -105,6 +103,8 @@ def list_devices_quietly() -> None:
     logical devices can still be configured afterwards. Any other line TensorFlow prints
     meanwhile is written back to standard error; with an NVIDIA driver nothing is filtered.
     """
+    import tensorflow as tf  # here: importing this module must not load TensorFlow
+
     if has_nvidia_driver():
         tf.config.list_physical_devices()
         return
