@@ -389,7 +389,7 @@ def test_stride_zero_tensor_asking_for_gigabytes_is_refused(tmp_path: Path, writ
     path = writer(tmp_path / "broadcast.pth", *state)
     assert path.stat().st_size < 1000
     with peak_memory_below(4 * MiB):
-        refused(path, "returned arrays needs 6442450944 bytes")
+        refused(path, "returned arrays would take 6442450944 bytes")
 
 
 @WRITERS
@@ -400,7 +400,7 @@ def test_storage_announcing_gigabytes_is_refused(tmp_path: Path, writer) -> None
     rebuild = Call(Global("torch._utils", "_rebuild_tensor_v2"), Storage(pid), 0, (4,), (1,))
     path = writer(tmp_path / "big.pth", ODict([("w", rebuild)]), {"0": floats})
     with peak_memory_below(4 * MiB):
-        refused(path, "storage needs 3221225472 bytes")
+        refused(path, "storage would take 3221225472 bytes")
 
 
 def zip_bomb(path: Path, nbytes: int, declared: int) -> Path:

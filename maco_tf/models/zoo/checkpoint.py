@@ -106,14 +106,17 @@ class CheckpointLimits:
     Parameters
     ----------
     max_pickle_bytes
-        Largest pickle record (the zip ``data.pkl`` member, or each legacy record).
+        Largest pickle record (the zip ``data.pkl`` member, or each legacy record);
+        32 MiB by default.
     max_depth
-        Deepest nesting of tuples, lists and dicts inside a record.
+        Deepest nesting of tuples, lists and dicts inside a record; 32 by default.
     max_items
-        Most values one record may push (marks and memo entries included).
+        Most values one record may push (marks and memo entries included); 1 000 000 by
+        default.
     max_tensor_bytes
-        Most tensor bytes: the storage bytes read from the file and, separately, the bytes
-        of the arrays returned (a strided or broadcast view can be larger than its storage).
+        Most tensor bytes, 1 GiB by default: the storage bytes read from the file and,
+        separately, the bytes of the arrays returned (a strided or broadcast view can be
+        larger than its storage).
 
     Raises
     ------
@@ -121,9 +124,9 @@ class CheckpointLimits:
         A limit is not a positive integer.
     """
 
-    max_pickle_bytes: int = 32 << 20
-    max_depth: int = 32
-    max_items: int = 1_000_000
+    max_pickle_bytes: int = PickleLimits.max_bytes
+    max_depth: int = PickleLimits.max_depth
+    max_items: int = PickleLimits.max_items
     max_tensor_bytes: int = 1 << 30
 
     def __post_init__(self) -> None:
@@ -275,7 +278,7 @@ def _storage_from_pid(pid: Any, limits: CheckpointLimits) -> tuple[_StorageRef, 
 
 def _over_budget(what: str, nbytes: int, limits: CheckpointLimits) -> PickleLimitError:
     return PickleLimitError(
-        f"{what} needs {nbytes} bytes, more than the limit of {limits.max_tensor_bytes}",
+        f"{what} would take {nbytes} bytes, more than the limit of {limits.max_tensor_bytes}",
         "max_tensor_bytes",
     )
 
@@ -465,6 +468,19 @@ def _read_member(archive: zipfile.ZipFile, name: str, max_bytes: int) -> bytes:
     return archive.read(info)
 
 
+def _member_size(archive: zipfile.ZipFile, name: str, ref: _StorageRef) -> int:
+    """Declared size of a storage member, refused when shorter than its storage."""
+    try:
+        size = archive.getinfo(name).file_size
+    except KeyError:
+        raise PickleDataError(
+            f"zip checkpoint lacks the data of storage {short(ref.key)}"
+        ) from None
+    if size < ref.nbytes:
+        raise PickleDataError(f"storage {short(ref.key)} is shorter than announced")
+    return size
+
+
 def _load_zip(file: BinaryIO, file_size: int, limits: CheckpointLimits) -> dict[str, np.ndarray]:
     """Read the zip-archive ``torch.save`` layout."""
     with _zip_errors(), zipfile.ZipFile(file) as archive:
@@ -501,19 +517,6 @@ def _load_zip(file: BinaryIO, file_size: int, limits: CheckpointLimits) -> dict[
             for key, ref in refs.items()
         }
     return _arrays(tensors, storages)
-
-
-def _member_size(archive: zipfile.ZipFile, name: str, ref: _StorageRef) -> int:
-    """Declared size of a storage member, refused when shorter than its storage."""
-    try:
-        size = archive.getinfo(name).file_size
-    except KeyError:
-        raise PickleDataError(
-            f"zip checkpoint lacks the data of storage {short(ref.key)}"
-        ) from None
-    if size < ref.nbytes:
-        raise PickleDataError(f"storage {short(ref.key)} is shorter than announced")
-    return size
 
 
 @contextmanager

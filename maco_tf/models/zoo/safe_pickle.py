@@ -35,6 +35,7 @@ from typing import Any
 from maco_tf.errors import InvalidSettingError, MacoError
 
 __all__ = [
+    "AllowedGlobals",
     "GlobalRef",
     "PickleDataError",
     "PickleLimitError",
@@ -100,11 +101,13 @@ class PickleLimits:
     Parameters
     ----------
     max_bytes
-        Largest record, in bytes.
+        Largest record, in bytes (32 MiB by default).
     max_depth
-        Deepest nesting of tuples, lists and dicts (a flat tuple has depth 1).
+        Deepest nesting of tuples, lists and dicts; a flat tuple has depth 1 (32 by
+        default).
     max_items
-        Most values the record may push, marks and memo entries included.
+        Most values the record may push, marks and memo entries included (1 000 000 by
+        default).
 
     Raises
     ------
