@@ -146,7 +146,7 @@ def reference_state_dict(path: Path) -> dict[str, np.ndarray]:
         state = TrustedReference(f).load()
         storages = {}
         for key in pickle.load(f):
-            ((numel,),) = [struct.unpack("<q", f.read(8))]
+            (numel,) = struct.unpack("<q", f.read(8))
             dtype = next(s[1] for s, *_ in state.values() if s[0] == key)
             storages[key] = np.frombuffer(f.read(numel * dtype.itemsize), dtype)
     out = {}
