@@ -2,6 +2,7 @@
 
 from maco_tf.models.zoo.checkpoint import (
     CheckpointError,
+    CheckpointLimits,
     UnsafeCheckpointError,
     load_torch_state_dict,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "EFFICIENTNET_LITE0_SPEC",
     "AmbiguousClassError",
     "CheckpointError",
+    "CheckpointLimits",
     "ClassIndexError",
     "ImageNetClassError",
     "ImageNetClasses",
