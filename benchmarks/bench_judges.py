@@ -45,14 +45,6 @@ print(json.dumps(logits.tolist()))
 """
 
 
-def ranks(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """1-based rank of each true label (ties broken as argmax)."""
-    true = logits[np.arange(len(labels)), labels]
-    classes = np.arange(logits.shape[1])[None, :]
-    above = (logits > true[:, None]) | ((logits == true[:, None]) & (classes < labels[:, None]))
-    return 1 + above.sum(axis=1)
-
-
 def torch_logits(python: str, name: str, images: np.ndarray) -> np.ndarray:
     """Logits of the PyTorch reference model, run by another interpreter."""
     from maco_tf.models.zoo.efficientnet_lite import efficientnet_lite_checkpoint_path
@@ -70,6 +62,7 @@ def torch_logits(python: str, name: str, images: np.ndarray) -> np.ndarray:
 def measure(name: str, torch_python: str | None) -> dict:
     from maco_tf.models.zoo import load_efficientnet_lite
     from maco_tf.models.zoo.photos import imagenet_photos
+    from maco_tf.outputs.metrics import self_recognition
 
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
@@ -79,21 +72,19 @@ def measure(name: str, torch_python: str | None) -> dict:
         model = load_efficientnet_lite(name, cache)
         cached = time.perf_counter() - start
     images, labels = imagenet_photos(model.maco_spec.input_size[0])
-    logits = model.predict(images.astype(np.float32), verbose=0).astype(np.float64)
-    rank = ranks(logits, labels)
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probability = (shifted / shifted.sum(axis=1, keepdims=True))[np.arange(len(labels)), labels]
+    scores = self_recognition(images, labels, model, values_range=(0, 255))
     row = {
         "model": name,
         "input": model.maco_spec.input_size[0],
-        "top1": float(np.mean(rank == 1)),
-        "top5": float(np.mean(rank <= 5)),
-        "p_true": float(np.mean(probability)),
+        "top1": scores.top1_rate,
+        "top5": scores.topk_rate(5),
+        "p_true": scores.mean_probability,
         "load_converting_s": converted,
         "load_cached_s": cached,
-        "ranks": rank.tolist(),
+        "ranks": scores.rank.tolist(),
     }
     if torch_python:
+        logits = model.predict(images.astype(np.float32), verbose=0).astype(np.float64)
         reference = torch_logits(torch_python, name, images)
         row["torch_max_abs_diff"] = float(np.abs(reference - logits).max())
         row["torch_same_top1"] = int(np.sum(reference.argmax(1) == logits.argmax(1)))

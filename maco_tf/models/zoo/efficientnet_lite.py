@@ -431,24 +431,19 @@ def convert_efficientnet_lite_state_dict(
 def convert_efficientnet_lite0_state_dict(
     state: Mapping[str, np.ndarray], spec: ModelSpec = EFFICIENTNET_LITE0_SPEC
 ) -> dict[str, list[np.ndarray]]:
-    """Map the PyTorch EfficientNet-Lite0 state dict onto Keras layer weights.
+    """:func:`convert_efficientnet_lite_state_dict` for EfficientNet-Lite0 (same contract).
 
     Parameters
     ----------
     state
-        Tensor name to array (see :func:`convert_efficientnet_lite_state_dict`).
+        Tensor name to array.
     spec
         Model spec (gives the name of the logits layer).
 
     Returns
     -------
     dict[str, list[numpy.ndarray]]
-        Keras layer name to the list accepted by ``layer.set_weights``.
-
-    Raises
-    ------
-    CheckpointError
-        A tensor is missing or left unused (the checkpoint is not EfficientNet-Lite0).
+        Keras layer name to weights; raises ``CheckpointError`` when the state is not Lite0's.
     """
     return convert_efficientnet_lite_state_dict(state, _LITE0, spec)
 
