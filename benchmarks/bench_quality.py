@@ -14,11 +14,11 @@ Adam(0.05) for the baselines). The images are then scored with :mod:`maco_tf.out
 * FID between the method's images and the photos, for the classes with photos. It is a
   *small-sample* FID (a handful of images in a 1280-d feature space, rank-deficient
   covariances): only compare rows of one run;
-* transferability: top-1 rate and mean rank on a second classifier. No other pretrained
-  ImageNet model is available offline, so the default second "model" is the same network on
-  a different view of the image (horizontally flipped, centre 80 % crop, resized): it tests
-  robustness of the class evidence to the view, not transfer across architectures. Name a
-  ``keras.applications`` model with ``--transfer-model`` when its weights are available.
+* transferability: top-1 rate and mean rank on an independent judge, by default
+  EfficientNet-Lite1 from the offline zoo (an ImageNet network that did not make the images,
+  240 px). ``--judge`` names others, comma-separated: zoo or ``keras.applications`` names, or
+  ``view`` (the optimised network itself on a flipped, centre 80 % crop: a view-robustness
+  check, not transfer).
 
 Bundled photographs (scikit-image, scikit-learn, matplotlib) and the class they depict:
 coffee -> espresso, chelsea -> Egyptian Mau, rocket -> missile, stereo_motorcycle -> moped,
@@ -27,7 +27,7 @@ sklearn china -> palace, sklearn flower -> daisy, matplotlib grace_hopper -> mil
 
     python benchmarks/bench_quality.py                 # 20 classes, 128 steps, 16 crops, 256 px
     python benchmarks/bench_quality.py --quick         # 4 classes, 8 steps, 4 crops, 224 px
-    python benchmarks/bench_quality.py --classes espresso,daisy --transfer-model view,MobileNetV2
+    python benchmarks/bench_quality.py --classes espresso,daisy --judge efficientnet-lite1,view
 """
 
 from __future__ import annotations
@@ -48,15 +48,15 @@ import numpy as np  # noqa: E402
 
 METHODS = ("maco", "fourier", "pixel")
 
-#: ImageNet class -> (photo name, loader) of bundled real photographs.
+#: ImageNet class -> name of the bundled photograph (maco_tf.models.zoo.photos) depicting it.
 PHOTO_CLASSES: dict[int, str] = {
-    967: "skimage coffee",
-    285: "skimage chelsea",
-    657: "skimage rocket",
-    665: "skimage stereo_motorcycle",
-    698: "sklearn china",
-    985: "sklearn flower",
-    652: "matplotlib grace_hopper",
+    967: "coffee",
+    285: "chelsea",
+    657: "rocket",
+    665: "motorcycle",
+    698: "china",
+    985: "flower",
+    652: "grace_hopper",
 }
 
 #: Default classes: the 7 with photos first, then 13 varied ones (animals, objects, food,
@@ -87,29 +87,11 @@ DEFAULT_CLASSES = (
 QUICK = {"steps": 8, "crops": 4, "size": 224, "classes": 4}
 FULL = {"steps": 128, "crops": 16, "size": 256}
 VIEW = "view"
+#: Judge(s) of transferability unless --judge says otherwise.
+DEFAULT_JUDGES = "efficientnet-lite1"
 
 
 # ---------------------------------------------------------------------------- photos
-
-
-def _load_photo(name: str) -> np.ndarray:
-    """A bundled photograph as uint8 RGB ``(H, W, 3)``."""
-    source, key = name.split(" ", 1)
-    if source == "skimage":
-        from skimage import data
-
-        image = data.stereo_motorcycle()[0] if key == "stereo_motorcycle" else getattr(data, key)()
-    elif source == "sklearn":
-        from sklearn.datasets import load_sample_image
-
-        image = load_sample_image(f"{key}.jpg")
-    else:
-        import matplotlib.cbook
-        from PIL import Image
-
-        with matplotlib.cbook.get_sample_data(f"{key}.jpg") as handle:
-            image = np.asarray(Image.open(handle).convert("RGB"))
-    return np.asarray(image, dtype=np.uint8)[..., :3]
 
 
 def photo_views(image: np.ndarray, size: int = 224) -> np.ndarray:
@@ -228,10 +210,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=None, help="images per compiled loop")
     parser.add_argument("--jit", action="store_true", help="compile the loops with XLA")
     parser.add_argument(
+        "--judge",
         "--transfer-model",
-        default=VIEW,
-        help="second classifier(s), comma-separated: 'view' (this network on a flipped, "
-        "cropped view; default) or keras.applications names (need their ImageNet weights)",
+        dest="transfer_model",
+        default=DEFAULT_JUDGES,
+        help=f"independent classifier(s), comma-separated (default {DEFAULT_JUDGES}): zoo or "
+        "keras.applications names (these need their ImageNet weights), or 'view' (this "
+        "network on a flipped, cropped view)",
     )
     parser.add_argument(
         "--quick",
@@ -362,7 +347,9 @@ def print_table(rows: list[dict], transfer_names: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     import maco_tf
+    from maco_tf.errors import MacoError
     from maco_tf.models.loading import load_model
+    from maco_tf.models.zoo.photos import bundled_photo
     from maco_tf.outputs import metrics
     from maco_tf.targets.units import class_logits
 
@@ -388,8 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     for target in classes:
         if target in PHOTO_CLASSES and target not in photo_features:
             try:
-                photos[target] = _load_photo(PHOTO_CLASSES[target])
-            except (ImportError, OSError) as exc:  # sklearn / matplotlib are optional here
+                photos[target] = bundled_photo(PHOTO_CLASSES[target])
+            except (MacoError, OSError) as exc:  # scikit-learn is optional
                 print(f"photo {PHOTO_CLASSES[target]} unavailable ({exc}); skipped")
                 continue
             photo_features[target] = extract(photo_views(photos[target]), (0, 255))

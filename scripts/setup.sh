@@ -14,3 +14,8 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     "$venv/bin/python" -m pip install -q -e ".[dev]"
     echo "$want" > "$stamp"
 fi
+# The labelled ImageNet photos of the foolbox wheel (maco_tf.models.zoo.photos): its data files
+# only, so without its dependencies; maco_tf never imports foolbox.
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('foolbox') != '3.3.4')" 2>/dev/null; then
+    "$venv/bin/python" -m pip install -q --no-deps foolbox==3.3.4
+fi

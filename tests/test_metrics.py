@@ -15,7 +15,10 @@ import tensorflow as tf
 from maco_tf.core.visualization import Visualization
 from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
 from maco_tf.models.loading import LoadedModel
+from maco_tf.models.zoo.photos import imagenet_photos, natural_photos
+from maco_tf.outputs import metrics
 from maco_tf.outputs.metrics import (
+    DEFAULT_JUDGE,
     FeatureExtractor,
     MetricInputError,
     RecognitionScores,
@@ -413,3 +416,46 @@ def test_efficientnet_lite0_features_and_recognition(lite0):
     np.testing.assert_allclose(plausibility(coffee, coffee, lite0), [1.0], atol=1e-6)
     scores = self_recognition(coffee, 967, lite0)  # espresso
     assert scores.rank[0] <= 5 and scores.probability[0] > 0.05
+
+
+# ------------------------------------------------------------------------------ defaults
+
+
+@pytest.fixture
+def colour_judge(colour_model, monkeypatch):
+    """The colour model stands in for the default judge (no zoo model is loaded)."""
+    monkeypatch.setattr(metrics, "default_judge", lambda: colour_model)
+    return colour_model
+
+
+def test_transferability_defaults_to_the_judge(colour_judge):
+    result = transferability(solid(COLOURS), [0, 1, 2, 0])
+    assert list(result) == ["mean_colour"]
+    np.testing.assert_array_equal(result["mean_colour"].rank, [1, 1, 1, 1])
+
+
+def test_plausibility_and_fid_default_to_the_natural_photos(colour_judge):
+    images = solid(COLOURS) * 255.0
+    photos = natural_photos(SIZE)
+    np.testing.assert_allclose(
+        plausibility(images),
+        plausibility(images, photos, colour_judge, reference_values_range=(0, 255)),
+    )
+    assert fid(images) == pytest.approx(fid(images, photos, colour_judge, values_range_b=(0, 255)))
+    # the default photos are uint8 whatever the range of the judged images
+    scaled = plausibility(images / 255.0, values_range=(0, 1), model_range=(0, 255))
+    np.testing.assert_allclose(scaled, plausibility(images, model_range=(0, 255)), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_default_judge_is_lite1_and_recognises_real_photos(tmp_path, monkeypatch):
+    monkeypatch.setenv("MACO_TF_CACHE_DIR", str(tmp_path))
+    judge = metrics.default_judge()
+    assert judge.name == DEFAULT_JUDGE.replace("-", "_") == "efficientnet_lite1"
+    images, labels = imagenet_photos()  # 224 px, resized to the judge's 240
+    scores = transferability(images, labels)["efficientnet_lite1"]
+    assert scores.top1_rate >= 0.85 and scores.topk_rate(5) >= 0.9
+    photos = natural_photos(judge.input_size[0])
+    assert fid(photos[:14], photos[14:], judge) > 0
+    noise = np.random.default_rng(0).uniform(0, 255, (4, 240, 240, 3))
+    assert plausibility(noise, model=judge).max() < plausibility(images[:4], model=judge).min()

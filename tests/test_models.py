@@ -181,3 +181,13 @@ def test_default_is_the_zoo_model():
     assert loaded.name == "efficientnet_lite0" and loaded.values_range == (0.0, 255.0)
     assert loaded.logits_layer == "logits" and len(loaded.class_names) == 1000
     assert load_model("EfficientNet_Lite0").identity == loaded.identity
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "EfficientNet-Lite1"])
+def test_lite1_is_a_zoo_model(name):
+    loaded = load_model(name)
+    assert loaded.name == "efficientnet_lite1" and loaded.source == "zoo"
+    assert loaded.input_size == (240, 240) and loaded.values_range == (0.0, 255.0)
+    assert loaded.logits_layer == "logits" and len(loaded.class_names) == 1000
+    assert "efficientnet-lite1" in known_model_names()

@@ -26,7 +26,8 @@ def add_model_arguments(parser: Flags) -> None:
     parser.add_argument(
         "--model",
         default=None,
-        help="efficientnet-lite0 (default, offline), a .keras/.h5 file, a SavedModel folder, or "
+        help="efficientnet-lite0 (default) or efficientnet-lite1 (both offline), a .keras/.h5 file, "
+        "a SavedModel folder, or "
         "a keras.applications name such as MobileNetV2 (ImageNet weights downloaded by Keras)",
     )
     parser.add_argument(

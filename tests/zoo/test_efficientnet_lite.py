@@ -1,4 +1,4 @@
-"""Tests for the Keras EfficientNet-Lite0 rebuilt from the bundled PyTorch checkpoint."""
+"""Tests for the Keras EfficientNet-Lite0 and -Lite1 rebuilt from bundled PyTorch checkpoints."""
 
 from __future__ import annotations
 
@@ -16,10 +16,15 @@ from skimage import data
 from maco_tf.models.zoo import efficientnet_lite as lite
 from maco_tf.models.zoo.efficientnet_lite import (
     EFFICIENTNET_LITE0_SPEC,
+    EFFICIENTNET_LITE1_SPEC,
     ModelSpec,
+    UnknownLiteVariantError,
+    build_efficientnet_lite,
     cache_path,
+    load_efficientnet_lite,
     load_efficientnet_lite0,
 )
+from maco_tf.models.zoo.photos import imagenet_photos
 
 ESPRESSO = 967
 CATS = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -199,3 +204,63 @@ def test_failed_cache_write_leaves_no_partial_file(
         fresh = load_efficientnet_lite0(tmp_path)
     assert fresh.get_layer("logits").get_weights()[0].shape == (1280, 1000)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- the Lite family
+
+
+def test_lite1_structure() -> None:
+    model = build_efficientnet_lite("efficientnet-lite1")
+    assert model.name == "efficientnet_lite1"
+    assert tuple(model.input_shape) == (None, 240, 240, 3)
+    blocks = [layer.name for layer in model.layers if layer.name.endswith("_project_conv")]
+    assert len(blocks) == 21  # depth 1.1: stages 1, 3, 3, 4, 4, 5, 1 (first and last unscaled)
+    assert blocks[-2:] == ["block6e_project_conv", "block7a_project_conv"]
+    assert model.get_layer("block7a_project_conv").filters == 320  # width 1.0
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == 5_416_680
+
+
+def test_width_multiplier_rounds_filters_as_efficientnet() -> None:
+    widths = [lite._scaled_filters(f, 1.1) for f in (16, 24, 40, 80, 112, 192, 320)]
+    assert widths == [16, 24, 48, 88, 120, 208, 352]  # EfficientNet-B2 / Lite2 channels
+    assert [lite._scaled_filters(f, 1.4) for f in (16, 40, 112)] == [24, 56, 160]
+
+
+def test_unknown_variant_names_the_known_ones() -> None:
+    with pytest.raises(UnknownLiteVariantError, match="efficientnet_lite0, efficientnet_lite1"):
+        build_efficientnet_lite("efficientnet_lite9")
+
+
+@pytest.fixture(scope="module")
+def zoo_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("zoo_cache")
+
+
+@pytest.fixture(scope="module", params=["efficientnet_lite0", "efficientnet_lite1"])
+def zoo_model(request: pytest.FixtureRequest, zoo_cache_dir: Path) -> keras.Model:
+    return load_efficientnet_lite(request.param, zoo_cache_dir)
+
+
+def _photo_ranks(model: keras.Model) -> np.ndarray:
+    """1-based rank of the true class of each labelled ImageNet photo."""
+    images, labels = imagenet_photos(model.maco_spec.input_size[0])
+    logits = model.predict(images.astype(np.float32), verbose=0)
+    true = logits[np.arange(len(labels)), labels]
+    return 1 + (logits > true[:, None]).sum(axis=1)
+
+
+def test_zoo_models_classify_real_imagenet_photos(zoo_model: keras.Model) -> None:
+    ranks = _photo_ranks(zoo_model)
+    top1, top5 = float(np.mean(ranks == 1)), float(np.mean(ranks <= 5))
+    bounds = {"efficientnet_lite0": (0.75, 0.95), "efficientnet_lite1": (0.85, 0.95)}
+    least_top1, least_top5 = bounds[zoo_model.name]
+    assert len(ranks) == 20
+    assert top1 >= least_top1, f"{zoo_model.name}: top-1 {top1:.2f} on the 20 photos"
+    assert top5 >= least_top5, f"{zoo_model.name}: top-5 {top5:.2f} on the 20 photos"
+
+
+def test_each_variant_has_its_own_cache(zoo_model: keras.Model, zoo_cache_dir: Path) -> None:
+    spec = zoo_model.maco_spec
+    assert spec in (EFFICIENTNET_LITE0_SPEC, EFFICIENTNET_LITE1_SPEC)
+    assert cache_path(zoo_cache_dir, spec.name).name == f"{spec.name}.weights.npz"
+    assert cache_path(zoo_cache_dir, spec.name).is_file()

@@ -1,4 +1,4 @@
-"""Offline models and ImageNet metadata: EfficientNet-Lite0, a safe checkpoint reader, classes."""
+"""Offline models and ImageNet data: EfficientNet-Lite0/1, a safe checkpoint reader, classes."""
 
 from maco_tf.models.zoo.checkpoint import (
     CheckpointError,
@@ -8,8 +8,14 @@ from maco_tf.models.zoo.checkpoint import (
 )
 from maco_tf.models.zoo.efficientnet_lite import (
     EFFICIENTNET_LITE0_SPEC,
+    EFFICIENTNET_LITE1_SPEC,
+    EFFICIENTNET_LITE_VARIANTS,
+    LiteVariant,
     ModelSpec,
+    UnknownLiteVariantError,
+    build_efficientnet_lite,
     build_efficientnet_lite0,
+    load_efficientnet_lite,
     load_efficientnet_lite0,
 )
 from maco_tf.models.zoo.imagenet import (
@@ -24,6 +30,12 @@ from maco_tf.models.zoo.imagenet import (
 
 __all__ = [
     "EFFICIENTNET_LITE0_SPEC",
+    "EFFICIENTNET_LITE1_SPEC",
+    "EFFICIENTNET_LITE_VARIANTS",
+    "LiteVariant",
+    "UnknownLiteVariantError",
+    "build_efficientnet_lite",
+    "load_efficientnet_lite",
     "AmbiguousClassError",
     "CheckpointError",
     "CheckpointLimits",
