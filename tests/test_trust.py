@@ -228,7 +228,7 @@ def test_bad_input_gets_clear_errors(tmp_path, pair, photos):
         trust_check(objective, vis, photos[:4], 4)
     with pytest.raises(MetricInputError, match="at least 2"):
         path_similarity(honest, vis, photos[:1], photos[1:3])
-    with pytest.raises(MetricInputError, match="needs at least 3"):
+    with pytest.raises(MetricInputError, match="needs at least 8"):
         path_similarity(honest, vis, photos[:4], photos[4:8], layers=["unit"])
     with pytest.raises(MetricInputError, match="channel"):
         path_similarity(honest, vis[..., :1], photos[:4], photos[4:8])

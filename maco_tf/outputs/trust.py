@@ -32,7 +32,7 @@ range, mapped to the range the model expects; bad input raises
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +77,9 @@ DEFAULT_MAX_LAYERS = 16
 PHOTO_RANGE = (0.0, 255.0)
 #: File suffixes :func:`load_photos` reads (case-insensitive).
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-#: Fewest features a layer needs: a rank correlation of two numbers is always +-1.
-_MIN_FEATURES = 3
+#: Fewest channels a compared layer needs: the ranks of fewer numbers are too coarse to
+#: correlate (three numbers give only four possible values), and it keeps out the input.
+_MIN_FEATURES = 8
 
 
 # ------------------------------------------------------------------------------- report
@@ -241,7 +242,7 @@ def default_layers(model: ModelLike, max_layers: int = DEFAULT_MAX_LAYERS) -> li
     """Layers the trust check compares by default, spread evenly over the model's depth.
 
     Every addressable layer (nested models expanded, see :func:`maco_tf.layer_paths`) with one
-    output of at least 3 channels is a candidate, input layers and nested-model containers
+    output of at least 8 channels is a candidate, input layers and nested-model containers
     excepted; ``max_layers`` of them are taken at evenly spaced depths, always including the
     last one.
 
@@ -281,8 +282,8 @@ def default_layers(model: ModelLike, max_layers: int = DEFAULT_MAX_LAYERS) -> li
 
 def _resolve_layers(
     model: keras.Model, layers: Sequence[str | int] | None, max_layers: int
-) -> tuple[list[str], keras.Model]:
-    """Layer paths and a model ``input -> [layer outputs]``."""
+) -> tuple[list[str], list]:
+    """Layer paths and their symbolic outputs, connected to ``model.inputs[0]``."""
     if layers is None:
         paths = default_layers(model, max_layers)
     else:
@@ -304,38 +305,46 @@ def _resolve_layers(
                 f"ranks channels and needs at least {_MIN_FEATURES} of them"
             )
         outputs.append(tensor)
-    return paths, keras.Model(model.inputs[0], outputs, name=f"{model.name}_trust_layers")
+    return paths, outputs
 
 
-def _spatial_means(batch: np.ndarray, extractor: keras.Model) -> list[np.ndarray]:
-    outputs = extractor(batch, training=False)
-    if not isinstance(outputs, (list, tuple)):
-        outputs = [outputs]
-    means = []
-    for output in outputs:
-        array = keras.ops.convert_to_numpy(output).astype(np.float64)
-        if array.ndim > 2:
-            array = array.mean(axis=tuple(range(1, array.ndim - 1)))
-        means.append(array)
-    return means
+def _spatial_mean(output: object) -> np.ndarray:
+    """``(B, ..., C) -> (B, C)`` float64: the mean over every axis but the batch and channels."""
+    array = keras.ops.convert_to_numpy(output).astype(np.float64)
+    return array.mean(axis=tuple(range(1, array.ndim - 1))) if array.ndim > 2 else array
+
+
+def _batched(
+    images: np.ndarray,
+    model: keras.Model,
+    tensors: list,
+    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
+    batch_size: int,
+    reduce: Callable[[list], list[np.ndarray]],
+) -> list[np.ndarray]:
+    """``reduce`` applied to ``tensors`` computed on each prepared batch, concatenated."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+    extractor = keras.Model(model.inputs[0], list(tensors))
+    parts = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = _prepare(images[start : start + batch_size], model, *ranges)
+        outputs = extractor(batch, training=False)
+        parts.append(reduce(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]))
+    return [np.concatenate(part, axis=0) for part in zip(*parts, strict=True)]
 
 
 def _features(
     images: np.ndarray,
-    extractor: keras.Model,
-    source: tuple[float, float] | None,
-    target: tuple[float, float] | None,
+    model: keras.Model,
+    tensors: list,
+    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
     batch_size: int,
 ) -> list[np.ndarray]:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    per_batch = [
-        _spatial_means(
-            _prepare(images[start : start + batch_size], extractor, source, target), extractor
-        )
-        for start in range(0, images.shape[0], batch_size)
-    ]
-    return [np.concatenate(parts, axis=0) for parts in zip(*per_batch, strict=True)]
+    """Spatial means of ``tensors``: one ``(N, C_l)`` array per layer."""
+    return _batched(
+        images, model, tensors, ranges, batch_size, lambda outs: [_spatial_mean(o) for o in outs]
+    )
 
 
 def layer_features(
@@ -376,8 +385,8 @@ def layer_features(
     array, source = _as_images(images, "images", values_range)
     _check_channels(array, "images", keras_model)
     target = _model_range(declared, model_range, source)
-    paths, extractor = _resolve_layers(keras_model, layers, max_layers)
-    return paths, _features(array, extractor, source or target, target, batch_size)
+    paths, tensors = _resolve_layers(keras_model, layers, max_layers)
+    return paths, _features(array, keras_model, tensors, (source or target, target), batch_size)
 
 
 def _model_range(
@@ -466,11 +475,11 @@ def path_similarity(
     target = _model_range(declared, model_range, vis_range)
     vis_range = vis_range or target
     ref_range = ref_range or vis_range
-    paths, extractor = _resolve_layers(keras_model, layers, max_layers)
+    paths, tensors = _resolve_layers(keras_model, layers, max_layers)
     profiles = _profiles(
-        _features(vis, extractor, vis_range, target, batch_size),
-        _features(refs, extractor, ref_range, target, batch_size),
-        _features(base, extractor, ref_range, target, batch_size),
+        _features(vis, keras_model, tensors, (vis_range, target), batch_size),
+        _features(refs, keras_model, tensors, (ref_range, target), batch_size),
+        _features(base, keras_model, tensors, (ref_range, target), batch_size),
     )
     return TrustReport(_names(vis.shape[0], names, visualizations), tuple(paths), *profiles)
 
@@ -511,16 +520,15 @@ def objective_scores(
     array, source = _as_images(images, "images", values_range)
     _check_channels(array, "images", model)
     target = _model_range(None, model_range, source)
-    extractor = keras.Model(model.inputs[0], list(compiled.outputs))
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    rows = []
-    for start in range(0, array.shape[0], batch_size):
-        batch = _prepare(array[start : start + batch_size], model, source or target, target)
-        outputs = extractor(batch, training=False)
-        outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-        rows.append(_combination_values(compiled, outputs))
-    return np.concatenate(rows, axis=0).astype(np.float64)
+    (scores,) = _batched(
+        array,
+        model,
+        list(compiled.outputs),
+        (source or target, target),
+        batch_size,
+        lambda outputs: [_combination_values(compiled, outputs)],
+    )
+    return scores
 
 
 def _combination_values(compiled: object, outputs: list) -> np.ndarray:
@@ -570,6 +578,11 @@ def top_activating(
     scores = objective_scores(
         objective, images, values_range, model_range=model_range, batch_size=batch_size
     )
+    return _top_indices(scores, k)
+
+
+def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """``(C, k)`` indices of the ``k`` best rows of ``scores (N, C)`` per column, best first."""
     count = scores.shape[0]
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= count:
         raise MetricInputError(f"k must be an integer from 1 to {count} (the images); got {k!r}")
@@ -697,10 +710,21 @@ def trust_check(
     target = _model_range(None, model_range, vis_range)
     vis_range = vis_range or target
     pool_range = pool_range or vis_range
-    top = top_activating(objective, pool, k, pool_range, model_range=target, batch_size=batch_size)
-    paths, extractor = _resolve_layers(model, layers, max_layers)
-    vis_features = _features(vis, extractor, vis_range, target, batch_size)
-    pool_features = _features(pool, extractor, pool_range, target, batch_size)
+    paths, tensors = _resolve_layers(model, layers, max_layers)
+    vis_features = _features(vis, model, tensors, (vis_range, target), batch_size)
+    nb_outputs = len(compiled.outputs)
+    scores, *pool_features = _batched(  # one pass over the photos: scores and features
+        pool,
+        model,
+        [*compiled.outputs, *tensors],
+        (pool_range, target),
+        batch_size,
+        lambda outputs: [
+            _combination_values(compiled, outputs[:nb_outputs]),
+            *[_spatial_mean(output) for output in outputs[nb_outputs:]],
+        ],
+    )
+    top = _top_indices(scores, k)
     rows = []
     for combination, selected in enumerate(top):
         rest = np.setdiff1d(np.arange(pool.shape[0]), selected)
