@@ -11,7 +11,6 @@ answer Ctrl-C during start-up with one line).
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
 from maco_tf.errors import (
     IncompatibleModelError,
@@ -22,7 +21,8 @@ from maco_tf.errors import (
 )
 from maco_tf.version import __version__
 
-#: Public names by the module they come from (imported when first used).
+#: Public names by the module they come from (imported when first used); ``__all__`` is
+#: derived from this table, so a new export is one entry here.
 _EXPORTS = {
     "maco_tf.core.visualization": (
         "DeadObjectiveWarning",
@@ -54,6 +54,13 @@ _EXPORTS = {
         "to_rgba",
         "to_uint8",
     ),
+    "maco_tf.outputs.trust": (
+        "TrustReport",
+        "load_photos",
+        "path_similarity",
+        "top_activating",
+        "trust_check",
+    ),
     "maco_tf.targets.concepts": (
         "ConceptIndexError",
         "ConceptModelError",
@@ -80,56 +87,6 @@ _MODULES = {
 }
 _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
 
-if TYPE_CHECKING:
-    import maco_tf.targets as targets
-    from maco_tf.core.visualization import (
-        DeadObjectiveWarning,
-        Visualization,
-        clear_cache,
-        default_optimizer,
-        fourier,
-        maco,
-        pixel,
-        visualize,
-    )
-    from maco_tf.models.layers import layer_output, layer_paths
-    from maco_tf.models.loading import LoadedModel, load_model
-    from maco_tf.outputs.combine import ClassExplanation, explain_class
-    from maco_tf.outputs.metrics import (
-        MetricInputError,
-        RecognitionScores,
-        feature_extractor,
-        fid,
-        plausibility,
-        self_recognition,
-        transferability,
-    )
-    from maco_tf.outputs.render import (
-        heatmap,
-        importance,
-        save_png,
-        save_visualization,
-        to_rgba,
-        to_uint8,
-    )
-    from maco_tf.targets import concepts, inversion, tokens
-    from maco_tf.targets.concepts import (
-        ConceptIndexError,
-        ConceptModelError,
-        ConceptVisualization,
-        CraftNotFittedError,
-        concept_objective,
-        visualize_concepts,
-    )
-    from maco_tf.targets.inversion import InversionTargetError, inversion_objective, invert
-    from maco_tf.targets.tokens import (
-        TokenLayerError,
-        TokenSelectionError,
-        token_channel,
-        token_direction,
-        token_neuron,
-    )
-
 
 def __getattr__(name: str) -> object:
     """Import a public name of maco_tf on first use (PEP 562)."""
@@ -150,54 +107,11 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__",
-    "targets",
-    "ClassExplanation",
-    "explain_class",
-    "ConceptIndexError",
-    "ConceptModelError",
-    "ConceptVisualization",
-    "CraftNotFittedError",
-    "InversionTargetError",
-    "TokenLayerError",
-    "TokenSelectionError",
-    "concept_objective",
-    "concepts",
-    "inversion",
-    "inversion_objective",
-    "invert",
-    "token_channel",
-    "token_direction",
-    "token_neuron",
-    "tokens",
-    "visualize_concepts",
-    "DeadObjectiveWarning",
     "IncompatibleModelError",
-    "LoadedModel",
-    "MetricInputError",
-    "RecognitionScores",
     "InvalidSettingError",
     "MacoError",
     "SpectrumError",
     "UnknownLayerError",
-    "Visualization",
-    "clear_cache",
-    "default_optimizer",
-    "feature_extractor",
-    "fid",
-    "fourier",
-    "heatmap",
-    "importance",
-    "layer_output",
-    "layer_paths",
-    "load_model",
-    "maco",
-    "pixel",
-    "plausibility",
-    "save_png",
-    "save_visualization",
-    "self_recognition",
-    "to_rgba",
-    "to_uint8",
-    "transferability",
-    "visualize",
+    *_MODULES,
+    *_ORIGIN,
 ]
