@@ -10,8 +10,8 @@ import pytest
 
 import maco_tf.core.visualization
 import maco_tf.models.loading
-from maco_tf.cli import main as cli
 from maco_tf.cli.main import main
+from maco_tf.runs.settings import DEFAULT_NOISE
 
 from .conftest import build_tiny_cnn
 
@@ -110,7 +110,7 @@ def test_channels_on_a_model_file(tmp_path, tiny_file, capsys):
     assert first["top5"][0]["name"].isdigit()  # no class names: indices
     assert results["runs"][0]["batch_size"] == 2
     assert results["settings"]["values_range"] == [0.0, 255.0]
-    assert results["settings"]["noise"] == cli.DEFAULT_NOISE
+    assert results["settings"]["noise"] == DEFAULT_NOISE
 
 
 def test_resume_skips_finished_targets(tmp_path, tiny_file, capsys):

@@ -1,0 +1,53 @@
+"""What the model sees in an image: its five best classes."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from maco_tf.models.loading import LoadedModel
+
+__all__ = ["class_name", "top5"]
+
+
+def class_name(loaded: LoadedModel, index: int) -> str:
+    """The model's name of class ``index`` (the index as text for models without names)."""
+    names = loaded.class_names
+    return str(names[index]) if names is not None and index < len(names) else str(index)
+
+
+def top5(loaded: LoadedModel, images: np.ndarray) -> list[list[dict]] | None:
+    """The model's 5 best classes on each whole image (resized to its input), or None.
+
+    Parameters
+    ----------
+    loaded
+        The model; its output must be one ``(batch, classes)`` tensor, else the result is None.
+    images
+        ``(N, H, W, C)`` images in the model's value range.
+
+    Returns
+    -------
+    top5
+        Per image, up to five ``{"index", "name", "probability"}`` dicts, best first; the
+        outputs are read as probabilities when they are, else through a softmax.
+    """
+    output_shape = tuple(loaded.model.outputs[0].shape)
+    if len(loaded.model.outputs) != 1 or len(output_shape) != 2:
+        return None
+    resized = keras.ops.image.resize(images, loaded.input_size, antialias=True)
+    scores = np.asarray(loaded.model(resized, training=False), dtype=np.float64)
+    is_probability = np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
+    if not is_probability:
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        scores /= scores.sum(axis=1, keepdims=True)
+    best = []
+    for row in scores:
+        order = np.argsort(-row)[:5]
+        best.append(
+            [
+                {"index": int(i), "name": class_name(loaded, int(i)), "probability": float(row[i])}
+                for i in order
+            ]
+        )
+    return best
