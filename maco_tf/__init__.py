@@ -5,8 +5,9 @@
 """
 
 import maco_tf.targets as targets
-from maco_tf.core.config import EngineConfig, Limits, RunConfig
+from maco_tf.core.config import EngineConfig, RunConfig
 from maco_tf.core.dropin import fourier, maco, pixel
+from maco_tf.core.limits import Limits
 from maco_tf.core.parameterization import (
     FourierParameterization,
     MacoParameterization,
