@@ -24,14 +24,20 @@ from maco_tf.version import __version__
 #: Public names by the module they come from (imported when first used); ``__all__`` is
 #: derived from this table, so a new export is one entry here.
 _EXPORTS = {
+    "maco_tf.core.config": ("EngineConfig", "RunConfig"),
+    "maco_tf.core.dropin": ("fourier", "maco", "pixel"),
+    "maco_tf.core.limits": ("Limits",),
+    "maco_tf.core.parameterization": (
+        "FourierParameterization",
+        "MacoParameterization",
+        "Parameterization",
+        "PixelParameterization",
+    ),
     "maco_tf.core.visualization": (
         "DeadObjectiveWarning",
         "Visualization",
         "clear_cache",
         "default_optimizer",
-        "fourier",
-        "maco",
-        "pixel",
         "visualize",
     ),
     "maco_tf.models.layers": ("layer_output", "layer_paths"),
@@ -69,6 +75,7 @@ _EXPORTS = {
         "concept_objective",
         "visualize_concepts",
     ),
+    "maco_tf.targets.diversity": ("diversity",),
     "maco_tf.targets.inversion": ("InversionTargetError", "inversion_objective", "invert"),
     "maco_tf.targets.tokens": (
         "TokenLayerError",

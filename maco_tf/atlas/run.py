@@ -152,7 +152,7 @@ def _run_shard(
 ) -> int:
     """Render the shard's missing classes into ``out``; on the chief, also concepts and site."""
     positions = _shard_positions(len(plan.targets), args.shard)
-    settings = run_settings.run_settings(args, loaded)
+    settings = run_settings.run_settings(run_settings.config(args), loaded)
     own = open_shard(out, results_name(args.shard), settings, args.overwrite)
     done = finished(out, own)
     pending = [p for p in positions if not done.is_done(plan.targets[p])]

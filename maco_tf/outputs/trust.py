@@ -40,20 +40,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.checks import check_values_range
 from maco_tf.core.objectives import compile_objective
 from maco_tf.errors import UnknownLayerError
-from maco_tf.models.layers import find_layer, layer_output, layer_paths
+from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
 from maco_tf.outputs.metrics import (
     DEFAULT_BATCH_SIZE,
     ImagesLike,
     MetricInputError,
     ModelLike,
-    _as_images,
-    _check_channels,
-    _check_range,
-    _input_shape,
-    _prepare,
-    _unwrap_model,
+    as_images,
+    check_channels,
+    prepare_batch,
+    unwrap_model,
 )
 
 __all__ = [
@@ -258,7 +257,7 @@ def default_layers(model: ModelLike, max_layers: int = DEFAULT_MAX_LAYERS) -> li
     paths
         Layer paths, input side first.
     """
-    keras_model, _, _ = _unwrap_model(model)
+    keras_model, _, _ = unwrap_model(model)
     if isinstance(max_layers, bool) or not isinstance(max_layers, int) or max_layers < 1:
         raise MetricInputError(f"max_layers must be an integer >= 1; got {max_layers!r}")
     candidates = []
@@ -328,7 +327,7 @@ def _batched(
     extractor = keras.Model(model.inputs[0], list(tensors))
     parts = []
     for start in range(0, images.shape[0], batch_size):
-        batch = _prepare(images[start : start + batch_size], model, *ranges)
+        batch = prepare_batch(images[start : start + batch_size], model, *ranges)
         outputs = extractor(batch, training=False)
         parts.append(reduce(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]))
     return [np.concatenate(part, axis=0) for part in zip(*parts, strict=True)]
@@ -381,9 +380,9 @@ def layer_features(
     layers, features
         The layer paths and one ``(N, C_l)`` float64 array per layer.
     """
-    keras_model, declared, _ = _unwrap_model(model)
-    array, source = _as_images(images, "images", values_range)
-    _check_channels(array, "images", keras_model)
+    keras_model, declared, _ = unwrap_model(model)
+    array, source = as_images(images, "images", values_range)
+    check_channels(array, "images", keras_model)
     target = _model_range(declared, model_range, source)
     paths, tensors = _resolve_layers(keras_model, layers, max_layers)
     return paths, _features(array, keras_model, tensors, (source or target, target), batch_size)
@@ -395,7 +394,7 @@ def _model_range(
     fallback: tuple[float, float] | None,
 ) -> tuple[float, float] | None:
     if model_range is not None:
-        return _check_range(model_range, "model_range")
+        return check_values_range(model_range, "model_range")
     return declared if declared is not None else fallback
 
 
@@ -461,17 +460,17 @@ def path_similarity(
         A :class:`TrustReport` (the natural and baseline profiles are the same for every
         visualization).
     """
-    keras_model, declared, _ = _unwrap_model(model)
-    vis, vis_range = _as_images(visualizations, "visualizations", values_range)
-    refs, ref_range = _as_images(natural_images, "natural_images", natural_range)
-    base, _ = _as_images(baseline_images, "baseline_images", natural_range)
+    keras_model, declared, _ = unwrap_model(model)
+    vis, vis_range = as_images(visualizations, "visualizations", values_range)
+    refs, ref_range = as_images(natural_images, "natural_images", natural_range)
+    base, _ = as_images(baseline_images, "baseline_images", natural_range)
     if refs.shape[0] < 2:
         raise MetricInputError(
             f"natural_images has {refs.shape[0]} image(s); the references are compared with one "
             f"another, give at least 2"
         )
     for what, array in (("visualizations", vis), ("natural_images", refs), ("baseline", base)):
-        _check_channels(array, what, keras_model)
+        check_channels(array, what, keras_model)
     target = _model_range(declared, model_range, vis_range)
     vis_range = vis_range or target
     ref_range = ref_range or vis_range
@@ -517,8 +516,8 @@ def objective_scores(
     """
     compiled = compile_objective(objective)
     model = compiled.model
-    array, source = _as_images(images, "images", values_range)
-    _check_channels(array, "images", model)
+    array, source = as_images(images, "images", values_range)
+    check_channels(array, "images", model)
     target = _model_range(None, model_range, source)
     (scores,) = _batched(
         array,
@@ -689,7 +688,7 @@ def trust_check(
     """
     compiled = compile_objective(objective)
     model = compiled.model
-    vis, vis_range = _as_images(visualizations, "visualizations", values_range)
+    vis, vis_range = as_images(visualizations, "visualizations", values_range)
     if vis.shape[0] != compiled.nb_combinations:
         raise MetricInputError(
             f"{vis.shape[0]} visualization(s) for an objective with "
@@ -697,16 +696,16 @@ def trust_check(
             f"the objective's order"
         )
     if isinstance(photos, (str, os.PathLike)):
-        photos = load_photos(photos, _input_shape(model)[:2])
+        photos = load_photos(photos, model_input_size(model)[:2])
         photos_range = PHOTO_RANGE if photos_range is None else photos_range
-    pool, pool_range = _as_images(photos, "photos", photos_range)
+    pool, pool_range = as_images(photos, "photos", photos_range)
     if isinstance(k, bool) or not isinstance(k, int) or k < 2 or k >= pool.shape[0]:
         raise MetricInputError(
             f"k must be an integer from 2 to {pool.shape[0] - 1} for {pool.shape[0]} photos "
             f"(the rest is the baseline); got {k!r}"
         )
     for what, array in (("visualizations", vis), ("photos", pool)):
-        _check_channels(array, what, model)
+        check_channels(array, what, model)
     target = _model_range(None, model_range, vis_range)
     vis_range = vis_range or target
     pool_range = pool_range or vis_range
