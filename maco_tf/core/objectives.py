@@ -34,15 +34,20 @@ class CompiledObjective:
     funcs
         Loss of each sub-objective: ``func(layer_output, mask) -> per-sample values or scalar``.
     masks
-        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``.
+        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``;
+        those of the model terms (``funcs``), then those of the image terms (``image_funcs``).
     multipliers
-        One factor per sub-objective, ``(n_sub,)``.
+        One factor per sub-objective, model terms then image terms.
     names
         Name of each combination.
     diversity_output
         Symbolic output of the layer whose features the diversity term spreads apart, or None.
     diversity_weight
         Weight of the diversity term (0: none; images stay independent of each other).
+    image_funcs
+        Terms scored on the optimised images themselves (before crops and noise), e.g. a
+        distance to a reference image: ``func(images, mask) -> (n,)`` for images
+        ``(n, H, W, C)`` and their masks ``(n, *mask_shape)``.
     """
 
     model: object
@@ -53,6 +58,7 @@ class CompiledObjective:
     names: tuple[str, ...]
     diversity_output: object = None
     diversity_weight: float = 0.0
+    image_funcs: tuple[LossFn, ...] = ()
 
     @property
     def nb_combinations(self) -> int:
@@ -67,6 +73,7 @@ class CompiledObjective:
             tuple(mask.shape[1:] for mask in self.masks),
             id(self.diversity_output) if self.diversity_weight else None,
             float(self.diversity_weight),
+            tuple(callable_key(func) for func in self.image_funcs),
         )
 
     @property
@@ -86,6 +93,42 @@ def repeat(compiled: CompiledObjective, copies: int) -> CompiledObjective:
     masks = tuple(np.repeat(mask, copies, axis=0) for mask in compiled.masks)
     names = tuple(f"{name} #{k}" for name in compiled.names for k in range(copies))
     return dataclasses.replace(compiled, masks=masks, names=names)
+
+
+def with_image_term(
+    compiled: CompiledObjective, func: LossFn, masks: np.ndarray, multiplier: float
+) -> CompiledObjective:
+    """Add a term scored on the optimised images: ``multiplier * func(images, mask)``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    func
+        ``func(images, mask) -> (n,)``: images ``(n, H, W, C)`` in the model's value range,
+        before crops and noise.
+    masks
+        ``(n_combinations, *mask_shape)``: what ``func`` compares each image with.
+    multiplier
+        Factor of the term (negative for a penalty).
+
+    Returns
+    -------
+    compiled
+        A copy with the term appended.
+    """
+    masks = np.asarray(masks, dtype=np.float32)
+    if masks.shape[0] != compiled.nb_combinations:
+        raise ValueError(
+            f"an image term needs one mask per combination ({compiled.nb_combinations}); "
+            f"got {masks.shape[0]}"
+        )
+    return dataclasses.replace(
+        compiled,
+        masks=(*compiled.masks, masks),
+        multipliers=np.append(compiled.multipliers, np.float32(multiplier)).astype(np.float32),
+        image_funcs=(*compiled.image_funcs, func),
+    )
 
 
 def with_diversity(
@@ -247,9 +290,10 @@ def per_image_losses(
     outputs
         Layer outputs for all crops, one tensor ``(nb_images * nb_views, ...)`` per sub-objective.
     masks
-        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective.
+        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective
+        (those of the image terms, if any, are ignored).
     multipliers
-        ``(n_sub,)`` factors.
+        Factors of the sub-objectives (model terms first).
     nb_images, nb_views
         Images in the batch and crops per image.
 
@@ -259,9 +303,41 @@ def per_image_losses(
         ``(nb_images,)`` float32.
     """
     total = tf.zeros((nb_images,), tf.float32)
+    masks = masks[: len(compiled.funcs)]
     for i, (func, output, mask) in enumerate(zip(compiled.funcs, outputs, masks, strict=True)):
         output = tf.cast(output, tf.float32)
         mask = tf.repeat(tf.cast(mask, tf.float32), nb_views, axis=0)
         values = tf.reshape(_per_crop(func, output, mask), (nb_images, nb_views))
         total += multipliers[i] * tf.reduce_mean(values, axis=1)
+    return total
+
+
+def image_term_values(
+    compiled: CompiledObjective,
+    images: tf.Tensor,
+    masks: Sequence[tf.Tensor],
+    multipliers: tf.Tensor,
+) -> tf.Tensor:
+    """Value of the image terms of each image: ``sum_j multiplier_j * image_func_j(images)``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    images
+        ``(n, H, W, C)`` optimised images, before crops and noise.
+    masks, multipliers
+        As for :func:`per_image_losses`, all sub-objectives (the image terms' follow the
+        model terms').
+
+    Returns
+    -------
+    values
+        ``(n,)`` float32 (zeros without image terms).
+    """
+    first = len(compiled.funcs)
+    total = tf.zeros((tf.shape(images)[0],), tf.float32)
+    for j, func in enumerate(compiled.image_funcs):
+        mask = tf.cast(masks[first + j], tf.float32)
+        total += multipliers[first + j] * tf.cast(func(images, mask), tf.float32)
     return total

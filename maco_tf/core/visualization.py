@@ -188,13 +188,21 @@ def _image_shape(
 
 
 def _build_parameterization(
-    method: str,
+    method: str | Parameterization,
     image_shape: tuple[int, int, int],
     values_range: tuple[float, float],
     maco_dataset: object,
     decay_power: float,
 ) -> Parameterization:
     height, width, channels = image_shape
+    if isinstance(method, Parameterization):
+        if method.image_shape != image_shape or method.values_range != values_range:
+            raise InvalidSettingError(
+                f"the {method.name} parameterization makes {method.image_shape} images in "
+                f"{method.values_range}, but the run asks for {image_shape} in {values_range}; "
+                f"pass custom_shape and values_range that agree with it"
+            )
+        return method
     if method == "maco":
         if maco_dataset is not None:
             magnitude = dataset_magnitude(maco_dataset, height, width, channels)
@@ -223,7 +231,7 @@ def default_optimizer(method: str) -> keras.optimizers.Optimizer:
 
 def visualize(
     objective: object,
-    method: str = "maco",
+    method: str | Parameterization = "maco",
     optimizer: keras.optimizers.Optimizer | None = None,
     maco_dataset: object = None,
     nb_steps: int = 256,
@@ -258,7 +266,9 @@ def visualize(
         N combinations gets its own image.
     method
         ``"maco"`` (fixed natural magnitude, trainable phase), ``"fourier"`` (Olah et al.) or
-        ``"pixel"``.
+        ``"pixel"``; or a :class:`~maco_tf.core.parameterization.Parameterization` whose
+        ``image_shape`` and ``values_range`` agree with the run's (e.g. the seeded one of
+        :func:`maco_tf.accentuate`, whose image ``i`` starts from its seed ``image_ids[i]``).
     optimizer
         A Keras optimizer whose configuration is used (the object itself is not modified);
         default Nadam(1.0) for MACO, Adam(0.05) otherwise.
@@ -368,9 +378,11 @@ def visualize(
         )
     steps_per_call = _check_positive_int(steps_per_call, "steps_per_call", 1)
     values_range = _check_values_range(values_range)
-    if method not in METHODS:
-        raise InvalidSettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     image_shape, _ = _image_shape(compiled.model, custom_shape)
+    parameterization = _build_parameterization(
+        method, image_shape, values_range, maco_dataset, decay_power
+    )
+    method = parameterization.name
     n_total = compiled.nb_combinations
     ids = _check_image_ids(image_ids, n_total)
     if batch_size is None:
@@ -386,9 +398,6 @@ def visualize(
         box_sizes=box_size_schedule(box_size, nb_steps),
         noise_levels=noise_schedule(noise_intensity, nb_steps) * (width / 2.0),
         seed=seed,
-    )
-    parameterization = _build_parameterization(
-        method, image_shape, values_range, maco_dataset, decay_power
     )
     optimizer = optimizer if optimizer is not None else default_optimizer(method)
     cache = cache if cache is not None else _DEFAULT_CACHE
