@@ -42,7 +42,8 @@ from maco_tf.outputs.render import (
     to_rgba,
     to_uint8,
 )
-from maco_tf.targets import concepts, inversion, tokens
+from maco_tf.targets import accentuation, concepts, inversion, tokens
+from maco_tf.targets.accentuation import Accentuation, AccentuationInputError, accentuate
 from maco_tf.targets.concepts import (
     ConceptIndexError,
     ConceptModelError,
@@ -64,6 +65,10 @@ from maco_tf.version import __version__
 __all__ = [
     "__version__",
     "targets",
+    "Accentuation",
+    "AccentuationInputError",
+    "accentuate",
+    "accentuation",
     "ClassExplanation",
     "explain_class",
     "ConceptIndexError",
