@@ -5,14 +5,19 @@
 """
 
 import maco_tf.targets as targets
+from maco_tf.core.config import EngineConfig, Limits, RunConfig
+from maco_tf.core.dropin import fourier, maco, pixel
+from maco_tf.core.parameterization import (
+    FourierParameterization,
+    MacoParameterization,
+    Parameterization,
+    PixelParameterization,
+)
 from maco_tf.core.visualization import (
     DeadObjectiveWarning,
     Visualization,
     clear_cache,
     default_optimizer,
-    fourier,
-    maco,
-    pixel,
     visualize,
 )
 from maco_tf.errors import (
@@ -52,6 +57,7 @@ from maco_tf.targets.concepts import (
     concept_objective,
     visualize_concepts,
 )
+from maco_tf.targets.diversity import diversity
 from maco_tf.targets.inversion import InversionTargetError, inversion_objective, invert
 from maco_tf.targets.tokens import (
     TokenLayerError,
@@ -89,6 +95,14 @@ __all__ = [
     "tokens",
     "visualize_concepts",
     "DeadObjectiveWarning",
+    "EngineConfig",
+    "FourierParameterization",
+    "Limits",
+    "MacoParameterization",
+    "Parameterization",
+    "PixelParameterization",
+    "RunConfig",
+    "diversity",
     "IncompatibleModelError",
     "LoadedModel",
     "MetricInputError",

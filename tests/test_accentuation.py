@@ -28,7 +28,7 @@ from maco_tf.targets.units import class_logits
 from .planted import MODEL_SIZE, PERIOD, grating, planted_model
 
 SIZE = 48  # the seeds; the models take 32 px
-SETTINGS = {"nb_steps": 48, "nb_crops": 4, "whole_views": 1, "seed": 0}
+SETTINGS = {"steps": 48, "crops": 4, "whole_views": 1, "seed": 0, "size": SIZE}
 #: Accentuations stay within this RMS distance of their seed (fraction of the range).
 MAX_DISTANCE = 0.15
 TARGET = 1  # the 135-degree class; the seed shows 45 degrees
@@ -115,7 +115,7 @@ def test_penalty_keeps_the_image_closer(classifier, accentuated):
 def test_one_seed_per_combination_or_one_for_all(tiny_model):
     objective = class_logits(tiny_model, [1, 2])
     seeds = np.stack([smooth_seed(1), smooth_seed(2)])
-    settings = {**SETTINGS, "nb_steps": 4}
+    settings = {**SETTINGS, "steps": 4}
     each = accentuate(objective, seeds, **settings)
     for i in range(2):  # each image starts from its own seed and stays by it
         own = seed_distance(each.images[i : i + 1], seeds[i : i + 1], (-1, 1))[0]
@@ -135,9 +135,12 @@ def test_objective_values_score_whole_images(tiny_model):
     )
 
 
-def test_size_resizes_the_seeds(tiny_model):
+def test_seeds_are_resized_to_the_size(tiny_model):
     seeds = prepare_seeds(tiny_model, smooth_seed(5, 64), 2, (-1, 1), size=(40, 40))
     assert seeds.shape == (2, 40, 40, 3) and np.abs(seeds).max() <= 1.0
+    assert prepare_seeds(tiny_model, smooth_seed(5, 64), 1, (-1, 1)).shape == (1, 32, 32, 3)
+    with pytest.raises(AccentuationInputError, match="aspect ratio"):
+        prepare_seeds(tiny_model, smooth_seed(5, 64)[:, :48], 1, (-1, 1))
 
 
 @pytest.mark.parametrize(
@@ -156,14 +159,16 @@ def test_size_resizes_the_seeds(tiny_model):
 def test_bad_seeds_get_a_clear_error(tiny_model, images, message):
     objective = class_logits(tiny_model, [1, 2])
     with pytest.raises(AccentuationInputError, match=message):
-        accentuate(objective, images, nb_steps=1)
+        accentuate(objective, images, steps=1, size=SIZE)
 
 
 def test_bad_settings_get_a_clear_error(tiny_model):
     objective = class_logits(tiny_model, 1)
     with pytest.raises(maco_tf.InvalidSettingError, match="penalty"):
         accentuate(objective, smooth_seed(0), penalty=-1.0)
-    with pytest.raises(maco_tf.InvalidSettingError, match="custom_shape"):
-        accentuate(objective, smooth_seed(0), custom_shape=(64, 64))
+    with pytest.raises(maco_tf.InvalidSettingError, match="method"):
+        accentuate(objective, smooth_seed(0), method="maco")
     with pytest.raises(maco_tf.InvalidSettingError, match="size"):
         accentuate(objective, smooth_seed(0), size=(16, 16))
+    with pytest.raises(maco_tf.InvalidSettingError, match="steps"):
+        accentuate(objective, smooth_seed(0), steps=0)

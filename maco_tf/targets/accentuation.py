@@ -27,8 +27,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.checks import check_values_range
 from maco_tf.core.augment import whole_image_views
-from maco_tf.core.engine import model_input_size
+from maco_tf.core.config import RunConfig
+from maco_tf.core.engine import LoopCache
 from maco_tf.core.objectives import (
     CompiledObjective,
     compile_objective,
@@ -36,13 +38,16 @@ from maco_tf.core.objectives import (
     with_image_term,
 )
 from maco_tf.core.parameterization import SeededSpectrumParameterization
-from maco_tf.core.visualization import Visualization, _check_values_range, visualize
+from maco_tf.core.visualization import Visualization, run_config, visualize
 from maco_tf.errors import InvalidSettingError, MacoError
+from maco_tf.models.layers import model_input_size
 
 __all__ = [
     "Accentuation",
     "AccentuationInputError",
+    "ACCENTUATION_DEFAULTS",
     "accentuate",
+    "accentuation_config",
     "mean_squared_distance",
     "objective_values",
     "prepare_seeds",
@@ -51,6 +56,21 @@ __all__ = [
 
 #: How far (fraction of the range's width) a seed may stray outside ``values_range``.
 RANGE_TOLERANCE = 1e-3
+#: How much (relative) a seed's aspect ratio may differ from the accentuation's before resizing.
+ASPECT_TOLERANCE = 0.02
+#: Settings of :func:`accentuation_config` that differ from :class:`~maco_tf.RunConfig`'s:
+#: Faccent's 100 steps of 16 crops of about 0.9 of the image side, noise 1 % of the value
+#: range (0.04 for a width of 2), no whole views, images at the model's input size.
+ACCENTUATION_DEFAULTS = {
+    "steps": 100,
+    "crops": 16,
+    "box_size": 0.9,
+    "whole_views": 0,
+    "noise": 0.04,
+    "size": None,
+}
+#: Settings the seed images decide.
+_SET_BY_SEEDS = ("method", "copies", "magnitude_dataset")
 
 
 class AccentuationInputError(MacoError):
@@ -153,7 +173,7 @@ def prepare_seeds(
     values_range: Sequence[float],
     size: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Seed images checked and broadcast to one per objective combination.
+    """Seed images checked, resized and broadcast to one per objective combination.
 
     Parameters
     ----------
@@ -161,14 +181,14 @@ def prepare_seeds(
         Model with a single fixed-size image input.
     images
         ``(H, W, C)`` (one seed for every combination) or ``(count, H, W, C)`` (one each), in
-        ``values_range``; at least the model's input size.
+        ``values_range``, at least the model's input size and of the aspect ratio of ``size``.
     count
         Number of objective combinations.
     values_range
         ``(low, high)`` range of the model's inputs.
     size
-        ``(height, width)`` to resize the seeds to (bilinear, antialiased), at least the
-        model input; None keeps their size.
+        ``(height, width)`` of the accentuation (the seeds are resized to it, bilinear and
+        antialiased); None: the model input size.
 
     Returns
     -------
@@ -178,11 +198,11 @@ def prepare_seeds(
     Raises
     ------
     AccentuationInputError
-        For a wrong rank, channel count, seed count, size smaller than the model input,
-        non-finite values or values outside ``values_range``.
+        For a wrong rank, channel count, seed count, a size smaller than the model input or
+        of another aspect ratio, non-finite values or values outside ``values_range``.
     """
     height, width, channels = model_input_size(model)
-    values_range = _check_values_range(values_range)
+    values_range = check_values_range(values_range)
     array = _as_array(images)
     if array.shape[-1] != channels:
         raise AccentuationInputError(
@@ -195,29 +215,28 @@ def prepare_seeds(
             f"image per combination, or a single image for all"
         )
     _check_values(array, values_range)
-    if size is not None:
-        target = _check_size(size, (height, width))
-        if tuple(array.shape[1:3]) != target:
-            array = tf.image.resize(array, target, method="bilinear", antialias=True).numpy()
-            array = np.clip(array, *values_range)
     if array.shape[1] < height or array.shape[2] < width:
         raise AccentuationInputError(
             f"the seed images are {array.shape[1]}x{array.shape[2]}, smaller than the model "
-            f"input {height}x{width}; give larger images or size=({height}, {width})"
+            f"input {height}x{width}; give larger images"
         )
-    return np.ascontiguousarray(np.broadcast_to(array, (count, *array.shape[1:])))
-
-
-def _check_size(size: Sequence[int], minimum: tuple[int, int]) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in size)
-    except (TypeError, ValueError) as exc:
-        raise InvalidSettingError(f"size must be (height, width); got {size!r}") from exc
-    if height < minimum[0] or width < minimum[1]:
+    target = (height, width) if size is None else (int(size[0]), int(size[1]))
+    if target[0] < height or target[1] < width:
         raise InvalidSettingError(
-            f"size {tuple(size)} is smaller than the model input {minimum}; use at least it"
+            f"size {target} is smaller than the model input ({height}, {width}); use at least "
+            f"the input size, or size=None"
         )
-    return height, width
+    aspect = (array.shape[1] / array.shape[2]) / (target[0] / target[1])
+    if abs(aspect - 1.0) > ASPECT_TOLERANCE:
+        raise AccentuationInputError(
+            f"the seed images are {array.shape[1]}x{array.shape[2]} and the accentuation "
+            f"{target[0]}x{target[1]}: crop the seeds to that aspect ratio (e.g. their centre "
+            f"square) or give size= with theirs"
+        )
+    if tuple(array.shape[1:3]) != target:
+        array = tf.image.resize(array, target, method="bilinear", antialias=True).numpy()
+        array = np.clip(array, *values_range)
+    return np.ascontiguousarray(np.broadcast_to(array, (count, *array.shape[1:])))
 
 
 def objective_values(compiled: CompiledObjective, images: np.ndarray) -> np.ndarray:
@@ -244,17 +263,49 @@ def objective_values(compiled: CompiledObjective, images: np.ndarray) -> np.ndar
     return per_image_losses(compiled, features, masks, multipliers, len(images), 1).numpy()
 
 
+def accentuation_config(config: RunConfig | None = None, **overrides: object) -> RunConfig:
+    """The settings of an accentuation: ``config``, or :data:`ACCENTUATION_DEFAULTS`, overridden.
+
+    Parameters
+    ----------
+    config
+        A :class:`~maco_tf.RunConfig`; None: ``RunConfig(**ACCENTUATION_DEFAULTS)``.
+    **overrides
+        Field names of :class:`~maco_tf.RunConfig` or :class:`~maco_tf.EngineConfig`.
+        ``size`` is that of the accentuation (None: the model input); ``method``, ``copies``
+        and ``magnitude_dataset`` are set by the seeds and refused.
+
+    Returns
+    -------
+    config
+        The validated config (its ``method`` still the default: :func:`accentuate` replaces
+        it by the seeded parameterization).
+
+    Raises
+    ------
+    InvalidSettingError
+        For a setting the seeds decide, an unknown name or an invalid value.
+    """
+    fixed = sorted(set(_SET_BY_SEEDS) & set(overrides))
+    if fixed:
+        raise InvalidSettingError(
+            f"accentuate sets {', '.join(fixed)} from the seed images; leave it out"
+        )
+    if config is None:
+        config = RunConfig(**ACCENTUATION_DEFAULTS)
+    return run_config(config, **overrides)
+
+
 def accentuate(
     objective: object,
     images: object,
+    config: RunConfig | None = None,
+    *,
     penalty: float = 1.0,
-    nb_steps: int = 100,
-    nb_crops: int = 16,
-    box_size: object = 0.9,
-    noise_intensity: object = 0.04,
-    values_range: Sequence[float] = (-1, 1),
-    size: Sequence[int] | None = None,
-    **visualize_options: object,
+    progress: bool = False,
+    strategy: tf.distribute.Strategy | None = None,
+    cache: LoopCache | None = None,
+    **overrides: object,
 ) -> Accentuation:
     """Accentuate what drives each objective combination in its seed image.
 
@@ -266,20 +317,18 @@ def accentuate(
         Seed images in ``values_range``: ``(H, W, C)`` for all combinations or
         ``(N, H, W, C)``, one each; at least the model's input size (see
         :func:`prepare_seeds`).
+    config
+        The run's settings; default :func:`accentuation_config` (Faccent's crops, noise and
+        steps). Its optimizer, when None, is Adam(0.05), as Faccent.
     penalty
-        Weight of the mean squared pixel distance to the seed (model input units).
-    nb_steps, nb_crops, box_size, noise_intensity
-        As for :func:`maco_tf.visualize`; the defaults are Faccent's: 100 steps of 16 crops
-        of about 0.9 of the image side, noise 1 % of the value range (0.04 for a width of 2).
-    values_range
-        ``(low, high)`` range of the model's inputs (and of the seeds).
-    size
-        ``(height, width)`` of the accentuation; the seeds are resized to it. None: the seeds'
-        size.
-    **visualize_options
-        Other keyword arguments of :func:`maco_tf.visualize` (``seed``, ``optimizer`` --
-        default Adam(0.05), as Faccent --, ``whole_views``, ``batch_size``, ``progress``...). Not
-        ``method``, ``custom_shape``, ``copies`` nor ``image_ids``: the seeds set them.
+        Weight of the mean squared pixel distance to the seed (pixels read in a value range
+        of width 2); 0: the objective alone, bounded only by the steps.
+    progress, strategy, cache
+        As for :func:`maco_tf.visualize`.
+    **overrides
+        Settings replacing those of ``config`` (``steps=64``, ``size=448``,
+        ``values_range=(0, 255)``, ``seed=3``, ``batch_size=2``...); see
+        :func:`accentuation_config`.
 
     Returns
     -------
@@ -291,21 +340,19 @@ def accentuate(
     AccentuationInputError
         For unusable seed images.
     InvalidSettingError
-        For settings the seeds decide, or a negative penalty.
+        For settings the seeds decide, a negative penalty, or an invalid setting.
     """
-    fixed = {"method", "custom_shape", "copies", "image_ids", "maco_dataset"} & set(
-        visualize_options
-    )
-    if fixed:
-        raise InvalidSettingError(
-            f"accentuate sets {', '.join(sorted(fixed))} from the seed images; leave it out"
-        )
     penalty = float(penalty)
     if not np.isfinite(penalty) or penalty < 0:
         raise InvalidSettingError(f"penalty must be a finite weight >= 0; got {penalty!r}")
+    config = accentuation_config(config, **overrides)
+    if config.copies != 1:
+        raise InvalidSettingError("accentuate makes one image per seed; use copies=1")
     compiled = compile_objective(objective)
-    values_range = _check_values_range(values_range)
-    seeds = prepare_seeds(compiled.model, images, compiled.nb_combinations, values_range, size)
+    values_range = config.values_range
+    seeds = prepare_seeds(
+        compiled.model, images, compiled.nb_combinations, values_range, config.size
+    )
     parameterization = SeededSpectrumParameterization(seeds, values_range)
     start = parameterization.to_images(
         tf.constant(parameterization.initial_params(0, range(len(seeds))))
@@ -314,14 +361,10 @@ def accentuate(
     penalised = with_image_term(compiled, mean_squared_distance, start, -penalty * unit**2)
     run = visualize(
         penalised,
-        parameterization,
-        nb_steps=nb_steps,
-        nb_crops=nb_crops,
-        box_size=box_size,
-        noise_intensity=noise_intensity,
-        values_range=values_range,
-        custom_shape=seeds.shape[1:3],
-        **visualize_options,
+        config.replace(method=parameterization),
+        progress=progress,
+        strategy=strategy,
+        cache=cache,
     )
     fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(Visualization)}
     fields["settings"] = {**run.settings, "penalty": penalty}
