@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 import maco_tf.core.visualization
-from maco_tf.atlas.build import build_site, results_name
+from maco_tf.atlas.shards import results_name
+from maco_tf.atlas.site import build_site
 from maco_tf.cli.main import main
 from maco_tf.outputs.render import save_visualization
 

@@ -36,6 +36,7 @@ __all__ = [
     "EngineConfig",
     "Limits",
     "RunConfig",
+    "comparable",
     "settings_differences",
 ]
 
@@ -571,11 +572,38 @@ def unknown_settings_error(names: Sequence[str]) -> InvalidSettingError:
 _NOT_COMPARED = ("engine",)
 
 
-def settings_differences(old: Mapping[str, object], new: Mapping[str, object]) -> list[str]:
-    """What differs between two records (:meth:`RunConfig.record` plus any extra keys).
+def comparable(record: Mapping[str, object], ignore: Sequence[str] = ()) -> dict:
+    """A record in its current form, for comparison with another.
 
     Records written before a knob was recorded are read with that knob at its default, and
-    an int ``size`` (older records) as a square; ``engine`` is never compared.
+    an int ``size`` (older records) as a square; ``engine`` and ``ignore`` are left out.
+
+    Parameters
+    ----------
+    record
+        :meth:`RunConfig.record` (with any extra keys, e.g. the model), as stored.
+    ignore
+        Other keys to leave out.
+
+    Returns
+    -------
+    record
+        A new dict.
+    """
+    defaults = RunConfig(limits=Limits()).record()
+    values = {**defaults, **record}
+    if isinstance(values.get("size"), int):
+        values["size"] = [values["size"], values["size"]]
+    skipped = (*_NOT_COMPARED, *ignore)
+    return {k: v for k, v in values.items() if k not in skipped}
+
+
+def settings_differences(
+    old: Mapping[str, object], new: Mapping[str, object], ignore: Sequence[str] = ()
+) -> list[str]:
+    """What differs between two records (:meth:`RunConfig.record` plus any extra keys).
+
+    Both are read with :func:`comparable`, so records of older versions still match.
 
     Parameters
     ----------
@@ -583,15 +611,14 @@ def settings_differences(old: Mapping[str, object], new: Mapping[str, object]) -
         The stored record.
     new
         The current one.
+    ignore
+        Keys not to compare.
 
     Returns
     -------
     differences
         ``"<knob> <old>, now <new>"`` lines; empty when the records describe the same run.
     """
-    defaults = RunConfig(limits=Limits()).record()
-    old = {**{k: v for k, v in defaults.items() if k in new}, **old}
-    if isinstance(old.get("size"), int):
-        old["size"] = [old["size"], old["size"]]
-    keys = [k for k in dict.fromkeys([*new, *old]) if k not in _NOT_COMPARED]
+    old, new = comparable(old, ignore), comparable(new, ignore)
+    keys = dict.fromkeys([*new, *old])
     return [f"{k} {old.get(k)!r}, now {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]

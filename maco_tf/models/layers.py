@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 
 import keras
+import numpy as np
 
 from maco_tf.errors import IncompatibleModelError, UnknownLayerError, format_suggestions, suggest
 
@@ -27,6 +28,7 @@ __all__ = [
     "is_model",
     "is_softmax_activation",
     "is_softmax_layer",
+    "as_probabilities",
     "layer_label",
     "layer_output",
     "layer_paths",
@@ -320,6 +322,27 @@ def is_softmax_layer(layer: object) -> bool:
     if isinstance(layer, keras.layers.Softmax):
         return True
     return type(layer) is keras.layers.Activation and is_softmax_activation(layer.activation)
+
+
+def as_probabilities(scores: object) -> np.ndarray:
+    """Class scores as probabilities: kept when they already are, else through a softmax.
+
+    Parameters
+    ----------
+    scores
+        ``(..., classes)`` model outputs: logits or probabilities.
+
+    Returns
+    -------
+    probabilities
+        float64, same shape, each row summing to 1. Rows are read as probabilities when all
+        values are >= 0 and every row sums to 1 (within 1e-3).
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if np.all(values >= 0) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+        return values
+    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def is_softmax_activation(activation: object) -> bool:

@@ -44,7 +44,13 @@ from maco_tf.errors import (
     format_suggestions,
 )
 from maco_tf.errors import suggest as _suggest
-from maco_tf.models.layers import find_layer, layer_label, layer_output, model_input_size
+from maco_tf.models.layers import (
+    as_probabilities,
+    find_layer,
+    layer_label,
+    layer_output,
+    model_input_size,
+)
 from maco_tf.outputs.render import to_rgba, to_uint8
 
 __all__ = [
@@ -210,7 +216,7 @@ class ClassExplanation:
     @property
     def probabilities(self) -> np.ndarray:
         """``(N, K)`` class probabilities: softmax of the predictions (unless already ones)."""
-        return _probabilities(self.predictions)
+        return as_probabilities(self.predictions)
 
     @property
     def predicted_classes(self) -> np.ndarray:
@@ -227,7 +233,7 @@ class ClassExplanation:
         """Probability of the explained class on the (resized) MACO image, or None."""
         if self.visualization_prediction is None:
             return None
-        return float(_probabilities(self.visualization_prediction[None])[0, self.class_id])
+        return float(as_probabilities(self.visualization_prediction[None])[0, self.class_id])
 
     def label(self, class_id: int) -> str:
         """Display name of a class (its index when the names are unknown)."""
@@ -378,15 +384,6 @@ class ClassExplanation:
         figure = self.plot(**plot_kwargs)
         figure.savefig(path, bbox_inches="tight")
         return path
-
-
-def _probabilities(predictions: np.ndarray) -> np.ndarray:
-    values = np.asarray(predictions, dtype=np.float64)
-    sums = values.sum(axis=-1)
-    if np.all(values >= 0) and np.allclose(sums, 1.0, atol=1e-3):
-        return values
-    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 def _over_white(rgba: np.ndarray) -> np.ndarray:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import importlib.resources
 import os
 import string
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from maco_tf.files import write_atomically
 from maco_tf.models.zoo.checkpoint import CheckpointError, load_torch_state_dict
 
 __all__ = [
@@ -366,20 +366,10 @@ def _read_cache(path: Path, tag: str) -> dict[str, list[np.ndarray]] | None:
 
 
 def _write_cache(path: Path, weights: Mapping[str, list[np.ndarray]], tag: str) -> None:
-    """Write the cache atomically: temp file in the same directory, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the cache atomically (:func:`maco_tf.files.write_atomically`)."""
     arrays = {f"{name}/{i}": v for name, values in weights.items() for i, v in enumerate(values)}
     arrays[_CACHE_META_KEY] = np.array(tag)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def cache_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
