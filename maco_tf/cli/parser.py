@@ -1,4 +1,4 @@
-"""The ``maco-tf`` argument parser: the ``visualize``, ``layers`` and ``atlas`` commands."""
+"""The ``maco-tf`` argument parser: ``visualize``, ``layers``, ``atlas`` and ``accentuate``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import argparse
 from maco_tf.atlas.craft import DEFAULT_CONCEPTS
 from maco_tf.atlas.run import run_atlas
 from maco_tf.cli import commands
+from maco_tf.cli.accentuate import add_accentuate_parser
 from maco_tf.cli.flags import add_model_arguments, add_optimisation_arguments, add_output_arguments
 from maco_tf.cli.parsing import int_list, positive_int, shard
 from maco_tf.version import __version__
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(layers)
     layers.set_defaults(handler=commands.layers)
     _add_atlas_parser(subparsers)
+    add_accentuate_parser(subparsers)
     return parser
 
 
