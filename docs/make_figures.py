@@ -303,9 +303,7 @@ def fig_accentuation(context: dict) -> None:
     seeds = np.stack([square_photo(context["photos"][photo]) for photo, _ in ACCENTS])
     ids = [classes.index(name) for _, name in ACCENTS]
     objective = targets.class_logits(model, ids, class_names=classes)
-    run = maco_tf.accentuate(
-        objective, seeds, nb_steps=context["steps"], values_range=RANGE, seed=0
-    )
+    run = maco_tf.accentuate(objective, seeds, steps=context["steps"], values_range=RANGE, seed=0)
     before = tf.nn.softmax(model(run.seeds)).numpy()[np.arange(len(ids)), ids]
     after = tf.nn.softmax(model(run.images)).numpy()[np.arange(len(ids)), ids]
     print(f"  {context['steps']} steps, {run.elapsed_s / len(run):.0f} s per image")

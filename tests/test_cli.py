@@ -13,16 +13,7 @@ import maco_tf.models.loading
 from maco_tf import RunConfig
 from maco_tf.cli.main import main
 
-from .conftest import build_tiny_cnn
-
 FAST = ["--steps", "2", "--crops", "1"]
-
-
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    build_tiny_cnn(size=32).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -11,16 +11,7 @@ from PIL import Image
 
 from maco_tf.cli.main import main
 
-from .conftest import build_tiny_cnn
-
 FAST = ["--steps", "2", "--crops", "2", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    build_tiny_cnn(size=32).save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from maco_tf.cli.commands import EXIT_OK, plan
-from maco_tf.cli.flags import add_model_arguments
-from maco_tf.cli.parsing import int_list, positive_int
+from maco_tf.cli.flags import add_model_arguments, add_target_arguments
+from maco_tf.cli.parsing import positive_int
 from maco_tf.files import write_text_atomically
 from maco_tf.models import loading as models
 from maco_tf.models.layers import model_input_size
@@ -48,12 +48,7 @@ def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(parser)
     parser.add_argument("--image", required=True, help="the photo (any format PIL reads)")
-    what = parser.add_argument_group("targets (--classes, or --layer with one of the others)")
-    what.add_argument("--classes", help="comma-separated class names or indices: goldfish,1")
-    what.add_argument("--layer", help="layer name, index, or nested path backbone/layer")
-    what.add_argument("--channel", type=int_list, help="channel indices: 0,5,10-12")
-    what.add_argument("--neuron", type=int_list, help="flat unit indices of --layer")
-    what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
+    add_target_arguments(parser)
     how = parser.add_argument_group("optimisation")
     steps, crops = ACCENTUATION_DEFAULTS["steps"], ACCENTUATION_DEFAULTS["crops"]
     how.add_argument("--steps", type=positive_int(1), default=steps, help=f"default {steps}")
