@@ -34,7 +34,6 @@ from maco_tf.core.engine import LoopCache
 from maco_tf.core.objectives import (
     CompiledObjective,
     compile_objective,
-    per_image_losses,
     with_image_term,
 )
 from maco_tf.core.parameterization import SeededSpectrumParameterization
@@ -258,9 +257,14 @@ def objective_values(compiled: CompiledObjective, images: np.ndarray) -> np.ndar
     views = whole_image_views(tf.constant(images, tf.float32), (height, width))
     features = keras.Model(compiled.model.inputs, list(compiled.outputs))(views, training=False)
     features = list(features) if isinstance(features, (list, tuple)) else [features]
-    masks = [tf.constant(mask) for mask in compiled.masks]
-    multipliers = tf.constant(compiled.multipliers)
-    return per_image_losses(compiled, features, masks, multipliers, len(images), 1).numpy()
+    values = np.zeros(len(images), np.float32)
+    for func, output, masks, multiplier in zip(
+        compiled.funcs, features, compiled.masks, compiled.multipliers, strict=False
+    ):
+        for n in range(len(images)):  # one image at a time, as the engine scores each crop
+            value = func(tf.cast(output[n : n + 1], tf.float32), tf.constant(masks[n : n + 1]))
+            values[n] += multiplier * float(tf.reduce_mean(value))
+    return values
 
 
 def accentuation_config(config: RunConfig | None = None, **overrides: object) -> RunConfig:
