@@ -279,6 +279,53 @@ def fig_combine(context: dict) -> None:
     save_figure(explanation.plot(cell_size=2.2), "combine", dpi=90)
 
 
+def square_photo(photo: np.ndarray, side: int = 224) -> np.ndarray:
+    """The centre square of a uint8 photo, resized to ``side``, float32 in ``RANGE``."""
+    import tensorflow as tf
+
+    height, width = photo.shape[:2]
+    crop = min(height, width)
+    top, left = (height - crop) // 2, (width - crop) // 2
+    square = photo[top : top + crop, left : left + crop, :3].astype(np.float32)
+    resized = tf.image.resize(square[None], (side, side), antialias=True)[0].numpy()
+    return np.clip(resized, *RANGE)
+
+
+#: Seed photo and the class each is accentuated towards in the accentuation figure.
+ACCENTS = (("chelsea", "goldfish"), ("coffee", "espresso"), ("hopper", "sunglasses"))
+
+
+def fig_accentuation(context: dict) -> None:
+    """Seed photos, their accentuations towards a class, transparency; prints the measures."""
+    import tensorflow as tf
+
+    model, classes = context["model"], context["classes"]
+    seeds = np.stack([square_photo(context["photos"][photo]) for photo, _ in ACCENTS])
+    ids = [classes.index(name) for _, name in ACCENTS]
+    objective = targets.class_logits(model, ids, class_names=classes)
+    run = maco_tf.accentuate(objective, seeds, steps=context["steps"], values_range=RANGE, seed=0)
+    before = tf.nn.softmax(model(run.seeds)).numpy()[np.arange(len(ids)), ids]
+    after = tf.nn.softmax(model(run.images)).numpy()[np.arange(len(ids)), ids]
+    print(f"  {context['steps']} steps, {run.elapsed_s / len(run):.0f} s per image")
+    figure, axes = panels(len(ids), 3)
+    for row, (photo, name) in enumerate(ACCENTS):
+        print(
+            f"  {photo} -> {name}: objective {run.objective_before[row]:+.4f} -> "
+            f"{run.objective_after[row]:+.4f}, p {before[row]:.4f} -> {after[row]:.4f}, "
+            f"RMS distance {run.seed_distance[row]:.4f}"
+        )
+        image, transparency = run.images[row], run.transparency[row]
+        shown = [
+            (to_uint8(run.seeds[row], RANGE), f"seed (p {name} {before[row]:.3f})"),
+            (to_uint8(image, RANGE), f"accentuated (p {after[row]:.3f})"),
+            (over_white(image, transparency), "transparency as alpha"),
+        ]
+        for col, (picture, title) in enumerate(shown):
+            axes[row, col].imshow(picture)
+            axes[row, col].set_title(title, fontsize=9)
+    save_figure(figure, "accentuation")
+
+
 FIGURES: dict[str, Callable[[dict], None]] = {
     "phase_magnitude": fig_phase_magnitude,
     "methods": fig_methods,
@@ -286,6 +333,7 @@ FIGURES: dict[str, Callable[[dict], None]] = {
     "maco_transparency": fig_transparency,
     "objectives": fig_objectives,
     "combine": fig_combine,
+    "accentuation": fig_accentuation,
 }
 
 

@@ -67,6 +67,7 @@ _EXPORTS = {
         "top_activating",
         "trust_check",
     ),
+    "maco_tf.targets.accentuation": ("Accentuation", "AccentuationInputError", "accentuate"),
     "maco_tf.targets.concepts": (
         "ConceptIndexError",
         "ConceptModelError",
@@ -88,6 +89,7 @@ _EXPORTS = {
 #: Public sub-modules.
 _MODULES = {
     "targets": "maco_tf.targets",
+    "accentuation": "maco_tf.targets.accentuation",
     "concepts": "maco_tf.targets.concepts",
     "inversion": "maco_tf.targets.inversion",
     "tokens": "maco_tf.targets.tokens",

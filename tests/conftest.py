@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -6,7 +7,6 @@ import contextlib  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -30,6 +30,14 @@ def build_tiny_cnn(size: int = 32, channels: int = 3, seed: int = 0) -> keras.Mo
 @pytest.fixture(scope="session")
 def tiny_model() -> keras.Model:
     return build_tiny_cnn()
+
+
+@pytest.fixture(scope="session")
+def tiny_file(tmp_path_factory) -> Path:
+    """The tiny CNN saved as ``tiny.keras``, for the command line."""
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    build_tiny_cnn(size=32).save(path)
+    return path
 
 
 @pytest.fixture(scope="session")

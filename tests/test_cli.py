@@ -20,13 +20,6 @@ FAST = ["--steps", "2", "--crops", "1"]
 
 
 @pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    build_tiny_cnn(size=32).save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def nested_file(tmp_path_factory) -> Path:
     keras.utils.set_random_seed(3)
     inner_in = keras.Input((32, 32, 3))

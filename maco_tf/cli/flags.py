@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from maco_tf.cli.parsing import box_sizes, noise_level, positive_int, values_range
+from maco_tf.cli.parsing import box_sizes, int_list, noise_level, positive_int, values_range
 from maco_tf.core.distribute import STRATEGIES
 from maco_tf.runs.settings import default
 
-__all__ = ["add_model_arguments", "add_optimisation_arguments", "add_output_arguments"]
+__all__ = [
+    "add_model_arguments",
+    "add_optimisation_arguments",
+    "add_output_arguments",
+    "add_target_arguments",
+]
 
 #: Where to put the flags: a parser or one of its argument groups.
 Flags = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -30,6 +35,19 @@ def add_model_arguments(parser: Flags) -> None:
         metavar="LOW,HIGH",
         help="input range the model expects (default: the model's own; (0, 255) for files)",
     )
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The target flags of ``visualize`` and ``accentuate``, in their own argument group.
+
+    ``--classes``, or ``--layer`` with one of ``--channel``, ``--neuron``, ``--direction``.
+    """
+    what = parser.add_argument_group("targets (--classes, or --layer with one of the others)")
+    what.add_argument("--classes", help="comma-separated class names or indices: espresso,1")
+    what.add_argument("--layer", help="layer name, index, or nested path backbone/layer")
+    what.add_argument("--channel", type=int_list, help="channel indices: 0,5,10-12")
+    what.add_argument("--neuron", type=int_list, help="flat unit indices of --layer")
+    what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
 
 
 def add_optimisation_arguments(how: Flags, unit: str) -> None:

@@ -73,7 +73,10 @@ def _run(argv: list[str]) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "handler", None) is None:
         parser.print_usage(sys.stderr)
-        print("maco-tf: error: give a command: visualize, layers or atlas", file=sys.stderr)
+        print(
+            "maco-tf: error: give a command: visualize, layers, atlas or accentuate",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     try:
         return args.handler(args)

@@ -1,4 +1,4 @@
-"""The ``maco-tf`` argument parser: the ``visualize``, ``layers`` and ``atlas`` commands."""
+"""The ``maco-tf`` argument parser: ``visualize``, ``layers``, ``atlas`` and ``accentuate``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import argparse
 from maco_tf.atlas.craft import DEFAULT_CONCEPTS
 from maco_tf.atlas.run import run_atlas
 from maco_tf.cli import commands
-from maco_tf.cli.flags import add_model_arguments, add_optimisation_arguments, add_output_arguments
-from maco_tf.cli.parsing import int_list, positive_int, shard
+from maco_tf.cli.accentuate import add_accentuate_parser
+from maco_tf.cli.flags import (
+    add_model_arguments,
+    add_optimisation_arguments,
+    add_output_arguments,
+    add_target_arguments,
+)
+from maco_tf.cli.parsing import positive_int, shard
 from maco_tf.version import __version__
 
 __all__ = ["build_parser"]
@@ -26,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_arguments(layers)
     layers.set_defaults(handler=commands.layers)
     _add_atlas_parser(subparsers)
+    add_accentuate_parser(subparsers)
     return parser
 
 
@@ -37,12 +44,7 @@ def _add_visualize_parser(subparsers: argparse._SubParsersAction) -> None:
         "Re-running the same command resumes: finished targets are skipped.",
     )
     add_model_arguments(vis)
-    what = vis.add_argument_group("targets (--classes, or --layer with one of the others)")
-    what.add_argument("--classes", help="comma-separated class names or indices: espresso,1")
-    what.add_argument("--layer", help="layer name, index, or nested path backbone/layer")
-    what.add_argument("--channel", type=int_list, help="channel indices: 0,5,10-12")
-    what.add_argument("--neuron", type=int_list, help="flat unit indices of --layer")
-    what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
+    add_target_arguments(vis)
     add_optimisation_arguments(vis.add_argument_group("optimisation"), "targets")
     add_output_arguments(vis.add_argument_group("output"), "target", "the")
     vis.set_defaults(handler=commands.visualize)

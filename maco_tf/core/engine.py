@@ -33,7 +33,12 @@ import numpy as np
 import tensorflow as tf
 
 from maco_tf.core.augment import noise_pool, random_crop_lanes
-from maco_tf.core.objectives import CompiledObjective, batch_terms_value, per_image_losses
+from maco_tf.core.objectives import (
+    CompiledObjective,
+    batch_terms_value,
+    image_term_values,
+    per_image_losses,
+)
 from maco_tf.core.parameterization import Parameterization
 from maco_tf.core.seeds import pool_seed
 from maco_tf.models.layers import model_input_size
@@ -179,7 +184,7 @@ class CompiledLoop:
             tf.TensorSpec((None,), tf.float32),  # box sizes
             tf.TensorSpec((None,), tf.float32),  # noise levels
             mask_specs,
-            tf.TensorSpec((len(objective.funcs),), tf.float32),  # multipliers
+            tf.TensorSpec((len(objective.masks),), tf.float32),  # multipliers
             tf.TensorSpec((self.nb_images,), tf.int64),  # image seeds
             tf.TensorSpec((), tf.int64),  # run seed (noise pool)
         ]
@@ -282,6 +287,8 @@ class CompiledLoop:
             values = per_image_losses(
                 self.objective, outputs[:nb_losses], masks, multipliers, nb_local, views
             )
+            if self.objective.image_funcs:
+                values += image_term_values(self.objective, images, masks, multipliers)
             batch_value = batch_terms_value(self.objective, outputs[nb_losses:], nb_local, views)
             total = tf.reduce_sum(values) + batch_value
         grad_params, grad_images = tape.gradient(total, [params, images])

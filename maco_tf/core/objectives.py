@@ -64,14 +64,19 @@ class CompiledObjective:
     funcs
         Loss of each sub-objective: ``func(layer_output, mask) -> per-sample values or scalar``.
     masks
-        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``.
+        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``;
+        those of the model terms (``funcs``), then those of the image terms (``image_funcs``).
     multipliers
-        One factor per sub-objective, ``(n_sub,)``.
+        One factor per sub-objective, model terms then image terms.
     names
         Name of each combination.
     batch_terms
         Terms computed on a whole batch (e.g. diversity), added to the batch's objective;
         none: every image is optimised independently of the others.
+    image_funcs
+        Terms scored on the optimised images themselves (before crops and noise), e.g. a
+        distance to a reference image: ``func(images, mask) -> (n,)`` for images
+        ``(n, H, W, C)`` and their masks ``(n, *mask_shape)``.
     """
 
     model: object
@@ -81,6 +86,7 @@ class CompiledObjective:
     multipliers: np.ndarray
     names: tuple[str, ...]
     batch_terms: tuple[BatchTerm, ...] = ()
+    image_funcs: tuple[LossFn, ...] = ()
 
     @property
     def nb_combinations(self) -> int:
@@ -94,6 +100,7 @@ class CompiledObjective:
             tuple(callable_key(func) for func in self.funcs),
             tuple(mask.shape[1:] for mask in self.masks),
             tuple(term.key() for term in self.batch_terms),
+            tuple(callable_key(func) for func in self.image_funcs),
         )
 
     @property
@@ -137,6 +144,42 @@ def batch_terms_value(
     for term, output in zip(compiled.batch_terms, outputs, strict=True):
         total += term.weight * nb_images * term.func(output, nb_images, nb_views)
     return total
+
+
+def with_image_term(
+    compiled: CompiledObjective, func: LossFn, masks: np.ndarray, multiplier: float
+) -> CompiledObjective:
+    """Add a term scored on the optimised images: ``multiplier * func(images, mask)``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    func
+        ``func(images, mask) -> (n,)``: images ``(n, H, W, C)`` in the model's value range,
+        before crops and noise.
+    masks
+        ``(n_combinations, *mask_shape)``: what ``func`` compares each image with.
+    multiplier
+        Factor of the term (negative for a penalty).
+
+    Returns
+    -------
+    compiled
+        A copy with the term appended.
+    """
+    masks = np.asarray(masks, dtype=np.float32)
+    if masks.shape[0] != compiled.nb_combinations:
+        raise ValueError(
+            f"an image term needs one mask per combination ({compiled.nb_combinations}); "
+            f"got {masks.shape[0]}"
+        )
+    return dataclasses.replace(
+        compiled,
+        masks=(*compiled.masks, masks),
+        multipliers=np.append(compiled.multipliers, np.float32(multiplier)).astype(np.float32),
+        image_funcs=(*compiled.image_funcs, func),
+    )
 
 
 def batch_similarity(features: tf.Tensor, nb_images: int, nb_views: int) -> tf.Tensor:
@@ -284,9 +327,10 @@ def per_image_losses(
     outputs
         Layer outputs for all crops, one tensor ``(nb_images * nb_views, ...)`` per sub-objective.
     masks
-        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective.
+        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective
+        (those of the image terms, if any, are ignored).
     multipliers
-        ``(n_sub,)`` factors.
+        Factors of the sub-objectives (model terms first).
     nb_images, nb_views
         Images in the batch and crops per image.
 
@@ -296,9 +340,41 @@ def per_image_losses(
         ``(nb_images,)`` float32.
     """
     total = tf.zeros((nb_images,), tf.float32)
+    masks = masks[: len(compiled.funcs)]
     for i, (func, output, mask) in enumerate(zip(compiled.funcs, outputs, masks, strict=True)):
         output = tf.cast(output, tf.float32)
         mask = tf.repeat(tf.cast(mask, tf.float32), nb_views, axis=0)
         values = tf.reshape(_per_crop(func, output, mask), (nb_images, nb_views))
         total += multipliers[i] * tf.reduce_mean(values, axis=1)
+    return total
+
+
+def image_term_values(
+    compiled: CompiledObjective,
+    images: tf.Tensor,
+    masks: Sequence[tf.Tensor],
+    multipliers: tf.Tensor,
+) -> tf.Tensor:
+    """Value of the image terms of each image: ``sum_j multiplier_j * image_func_j(images)``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    images
+        ``(n, H, W, C)`` optimised images, before crops and noise.
+    masks, multipliers
+        As for :func:`per_image_losses`, all sub-objectives (the image terms' follow the
+        model terms').
+
+    Returns
+    -------
+    values
+        ``(n,)`` float32 (zeros without image terms).
+    """
+    first = len(compiled.funcs)
+    total = tf.zeros((tf.shape(images)[0],), tf.float32)
+    for j, func in enumerate(compiled.image_funcs):
+        mask = tf.cast(masks[first + j], tf.float32)
+        total += multipliers[first + j] * tf.cast(func(images, mask), tf.float32)
     return total
