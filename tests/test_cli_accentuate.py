@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import maco_tf.models.loading
 from maco_tf.cli.main import main
+
+from .conftest import lock_held_elsewhere
 
 FAST = ["--steps", "2", "--crops", "2", "--quiet"]
 
@@ -27,13 +30,15 @@ def test_accentuate_classes_writes_images_and_results(tiny_file, photo, tmp_path
     args = ["accentuate", "--model", str(tiny_file), "--image", str(photo), "--classes", "1,3"]
     assert main([*args, "--size", "40", "--out", str(out), *FAST]) == 0
     results = json.loads((out / "results.json").read_text())
-    assert list(results["targets"]) == ["class0001", "class0003"]
-    for record in results["targets"].values():
+    assert [record["slug"] for record in results["targets"]] == ["class0001", "class0003"]
+    for record in results["targets"]:
         for name in record["files"].values():
             assert (out / name).is_file()
         assert record["seed_distance"] >= 0 and record["top5_before"] is not None
     assert Image.open(out / "seed.png").size == (40, 40)  # centre square of the 80x60 photo
-    assert results["settings"]["penalty"] == 1.0 and results["settings"]["steps"] == 2
+    settings = results["settings"]
+    assert settings["penalty"] == 1.0 and settings["steps"] == 2
+    assert settings["method"] == "accentuation" and settings["box_size"] == 0.9
 
 
 def test_accentuate_a_channel(tiny_file, photo, tmp_path):
@@ -59,3 +64,97 @@ def test_bad_input_is_one_error_line(tiny_file, photo, tmp_path, capsys, extra, 
     assert code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def _accentuate(tiny_file: Path, photo: Path, out: Path, *extra: str) -> list[str]:
+    """Arguments of a fast ``accentuate`` run of class 1 into ``out``."""
+    args = ["accentuate", "--model", str(tiny_file), "--image", str(photo), "--classes", "1"]
+    return [*args, "--out", str(out), *FAST, *extra]
+
+
+def _no_loading(monkeypatch) -> None:
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(maco_tf.models.loading, "load_model", no_loading)
+
+
+def test_unwritable_out_is_refused_before_the_model_loads(photo, tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "out"
+    _no_loading(monkeypatch)
+    assert main(_accentuate(Path("tiny.keras"), photo, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"maco-tf: error: --out {out} cannot be") and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--size", "100000"], "size=100000 is over the limit max_size=4096"),
+        (["--steps", str(10**12)], "steps=1000000000000 is over the limit max_steps"),
+        (["--seed", str(2**63)], "seed 9223372036854775808 is outside [0, 2**63)"),
+    ],
+)
+def test_bounds_refuse_with_exit_2_before_loading(
+    photo, tmp_path, capsys, monkeypatch, flags, message
+):
+    _no_loading(monkeypatch)
+    assert main(_accentuate(Path("tiny.keras"), photo, tmp_path / "out", *flags)) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_negative_penalty_is_a_usage_error(photo, tmp_path, capsys, monkeypatch):
+    _no_loading(monkeypatch)
+    assert main(_accentuate(Path("tiny.keras"), photo, tmp_path / "out", "--penalty", "-1")) == 2
+    assert "argument --penalty: expected a finite number >= 0" in capsys.readouterr().err
+
+
+def test_a_rerun_resumes_and_other_settings_are_refused_unless_overwrite(
+    tiny_file, photo, tmp_path, capsys
+):
+    out = tmp_path / "out"
+    assert main(_accentuate(tiny_file, photo, out)) == 0
+    results = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(_accentuate(tiny_file, photo, out, "--penalty", "2")) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds results made with other settings (penalty 1.0, now 2.0)" in err
+    assert "--overwrite" in err and len(err.splitlines()) == 1
+    assert (out / "results.json").read_bytes() == results
+
+    assert main(_accentuate(tiny_file, photo, out)) == 0  # the same run: nothing to do
+    assert (out / "results.json").read_bytes() == results
+    assert main(_accentuate(tiny_file, photo, out, "--penalty", "2", "--overwrite")) == 0
+    assert json.loads((out / "results.json").read_text())["settings"]["penalty"] == 2.0
+
+
+def test_results_of_visualize_are_not_clobbered(tiny_file, photo, tmp_path, capsys):
+    out = tmp_path / "out"
+    visualize = ["visualize", "--model", str(tiny_file), "--classes", "1", "--size", "32"]
+    assert main([*visualize, "--out", str(out), *FAST]) == 0
+    results = (out / "results.json").read_bytes()
+    assert main(_accentuate(tiny_file, photo, out)) == 2
+    err = capsys.readouterr().err
+    assert "method 'maco', now 'accentuation'" in err and "--overwrite" in err
+    assert (out / "results.json").read_bytes() == results
+
+
+def test_a_second_process_on_one_folder_is_refused(tiny_file, photo, tmp_path, capsys):
+    out = tmp_path / "out"
+    with lock_held_elsewhere(out, "results.json") as pid:
+        assert main(_accentuate(tiny_file, photo, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"maco-tf: error: another maco-tf process (pid {pid}")
+    assert len(err.splitlines()) == 1 and not list(out.glob("*.png"))
+
+
+def test_an_unreadable_results_file_is_not_clobbered(tiny_file, photo, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text('{"targets": {"class0001": {}}}')  # not a results file
+    assert main(_accentuate(tiny_file, photo, out)) == 2
+    err = capsys.readouterr().err
+    assert "cannot read" in err and "--overwrite" in err
+    assert (out / "results.json").read_text() == '{"targets": {"class0001": {}}}'

@@ -4,15 +4,22 @@
 optimised: its centre crop at the accentuation's size) and, per target, ``<slug>.png``,
 ``<slug>_rgba.png`` and ``<slug>_heatmap.png`` as ``maco-tf visualize`` does, with
 ``results.json`` recording the settings and, per target, the objective before and after, the
-distance to the seed and the model's top-5 classes before and after. Each call starts afresh
-(no resuming).
+distance to the seed and the model's top-5 classes before and after.
+
+It runs as ``maco-tf visualize`` does: one :class:`~maco_tf.RunConfig` built from the flags
+(:func:`~maco_tf.runs.startup.load_model`; bad settings and resource bounds are refused before
+the model loads), ``--out`` checked before any work, written through
+:class:`~maco_tf.files.OutputFolder` under the lock of its results file; a re-run with the same
+photo and settings skips the finished targets, and results made otherwise are refused unless
+``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +27,38 @@ import tensorflow as tf
 from PIL import Image, UnidentifiedImageError
 
 from maco_tf.cli.commands import EXIT_OK, plan
-from maco_tf.cli.flags import add_model_arguments, add_target_arguments
-from maco_tf.cli.parsing import positive_int
-from maco_tf.files import write_text_atomically
-from maco_tf.models import loading as models
+from maco_tf.cli.flags import add_model_arguments, add_output_arguments, add_target_arguments
+from maco_tf.cli.parsing import non_negative_number, positive_int
+from maco_tf.core.parameterization import SeededSpectrumParameterization
+from maco_tf.files import OutputFolder
 from maco_tf.models.layers import model_input_size
-from maco_tf.outputs.render import save_png, save_visualization, to_uint8
-from maco_tf.runs.results import RESULTS_FILE
-from maco_tf.runs.running import sayer
+from maco_tf.models.loading import LoadedModel
+from maco_tf.outputs.render import save_png, to_uint8
+from maco_tf.runs import settings as run_settings
+from maco_tf.runs.plans import Plan
+from maco_tf.runs.results import RESULTS_FILE, Results, open_results
+from maco_tf.runs.running import Say, sayer
 from maco_tf.runs.scoring import top5
+from maco_tf.runs.startup import load_model, set_up_distribution, writable
+from maco_tf.targets import units
 from maco_tf.targets.accentuation import (
     ACCENTUATION_DEFAULTS,
     AccentuationInputError,
     accentuate,
 )
 
-__all__ = ["add_accentuate_parser", "read_photo", "run_accentuate"]
+__all__ = [
+    "SEED_FILE",
+    "accentuation_settings",
+    "add_accentuate_parser",
+    "read_photo",
+    "run_accentuate",
+]
+
+#: The photo as optimised, in ``--out``.
+SEED_FILE = "seed.png"
+#: Settings without a flag: the accentuation's own (its method is set by the seed).
+_FIXED = ("box_size", "whole_views", "noise")
 
 
 def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -44,7 +67,8 @@ def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
         "accentuate",
         help="accentuate what drives classes or units in a photo (feature accentuation)",
         description="Change a photo just enough to drive each target (Hamblin, Fel et al., "
-        "2024) and save the images, transparency maps and results.json in --out.",
+        "2024) and save the images, transparency maps and results.json in --out. Re-running "
+        "the same command resumes: finished targets are skipped.",
     )
     add_model_arguments(parser)
     parser.add_argument("--image", required=True, help="the photo (any format PIL reads)")
@@ -54,20 +78,26 @@ def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
     how.add_argument("--steps", type=positive_int(1), default=steps, help=f"default {steps}")
     how.add_argument("--crops", type=positive_int(0), default=crops, help=f"default {crops}")
     how.add_argument(
-        "--size", type=positive_int(1), default=None, help="image side; default the model input"
+        "--size",
+        type=positive_int(1),
+        default=ACCENTUATION_DEFAULTS["size"],
+        help="square image side, as maco-tf visualize; default the model input",
     )
     how.add_argument(
         "--penalty",
-        type=float,
+        type=non_negative_number,
         default=1.0,
         help="weight of the squared pixel distance to the photo (default 1; higher: closer)",
     )
-    how.add_argument("--seed", type=positive_int(0), default=0, help="default 0")
+    how.add_argument("--seed", type=positive_int(0), default=0, help="from 0 to 2**63 - 1")
     how.add_argument("--batch-size", type=positive_int(1), default=None, help="targets at once")
-    out = parser.add_argument_group("output")
-    out.add_argument("--out", default="accent_out", help="output folder (default accent_out)")
-    out.add_argument("--quiet", action="store_true", help="no progress bar nor per-target lines")
-    parser.set_defaults(handler=run_accentuate)
+    add_output_arguments(parser.add_argument_group("output"), "target", "the", folder="accent_out")
+    parser.set_defaults(
+        handler=run_accentuate,
+        method=None,  # no --method: the seed's own spectrum is optimised
+        jit=False,
+        **{name: ACCENTUATION_DEFAULTS[name] for name in _FIXED},
+    )
 
 
 def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
@@ -110,60 +140,94 @@ def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     return np.clip(resized, 0.0, 255.0)
 
 
+def _seed_image(args: argparse.Namespace, loaded: LoadedModel) -> np.ndarray:
+    """``--image`` at the run's size, in the model's value range."""
+    size = args.config.size or loaded.input_size
+    channels = model_input_size(loaded.model)[-1]
+    low, high = loaded.values_range
+    return read_photo(args.image, (*size, channels)) / 255.0 * (high - low) + low
+
+
+def accentuation_settings(args: argparse.Namespace, loaded: LoadedModel, seed: np.ndarray) -> dict:
+    """The settings ``results.json`` records and a re-run compares.
+
+    Those of ``maco-tf visualize`` (:func:`~maco_tf.runs.settings.run_settings`) with the
+    accentuation's method, ``--penalty`` and the SHA-256 of the seed's pixels: a re-run with
+    another photo or penalty, or results of ``visualize``, differ.
+    """
+    return {
+        **run_settings.run_settings(run_settings.config(args), loaded),
+        "method": SeededSpectrumParameterization.name,
+        "penalty": args.penalty,
+        "image_sha256": hashlib.sha256(np.ascontiguousarray(seed).tobytes()).hexdigest(),
+    }
+
+
 def run_accentuate(args: argparse.Namespace) -> int:
-    """``maco-tf accentuate``: accentuate ``--image`` for each target in ``--out``; 0 when done."""
+    """``maco-tf accentuate``: accentuate ``--image`` for each missing target in ``--out``; 0."""
     started = time.perf_counter()
     out = Path(args.out)
+    OutputFolder(out).check_writable()
     say = sayer(args.quiet)
-    loaded = models.load_model(args.model, values_range=args.values_range)
+    distribution = set_up_distribution(args, say)
+    loaded = load_model(args, distribution, say)
     targets = plan(args, loaded)
-    height, width, channels = model_input_size(loaded.model)
-    size = (height, width) if args.size is None else (args.size, args.size * width // height)
-    low, high = loaded.values_range
-    seed = read_photo(args.image, (*size, channels)) / 255.0 * (high - low) + low
-    out.mkdir(parents=True, exist_ok=True)
+    seed = _seed_image(args, loaded)
+    settings = accentuation_settings(args, loaded, seed)
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
+        results = open_results(folder / RESULTS_FILE, settings, args.overwrite)
+        pending = [i for i, target in enumerate(targets.targets) if not results.is_done(target)]
+        for i in sorted(set(range(len(targets.targets))) - set(pending)):
+            say(f"skipped {targets.targets[i].slug} (already in {out})")
+        if pending:
+            run = {
+                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "image": str(args.image),
+                "computed": len(pending),
+                "batch_size": args.batch_size,
+            }
+            _accentuate_pending(args, loaded, targets, pending, seed, results, say)
+            results.runs.append({**run, "time_s": round(time.perf_counter() - started, 3)})
+            results.save()
+    say(
+        f"{len(targets.targets)} targets: {len(pending)} accentuated, "
+        f"{len(targets.targets) - len(pending)} skipped; results in {out / RESULTS_FILE}"
+    )
+    return EXIT_OK
+
+
+def _accentuate_pending(
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    targets: Plan,
+    pending: list[int],
+    seed: np.ndarray,
+    results: Results,
+    say: Say,
+) -> None:
+    """Accentuate ``seed`` towards the pending targets; save their files and records."""
     result = accentuate(
-        targets.objective,
+        units.select(targets.objective, pending),
         seed,
+        run_settings.config(args),
         penalty=args.penalty,
         progress=not args.quiet,
-        steps=args.steps,
-        crops=args.crops,
-        size=size,
-        seed=args.seed,
-        values_range=loaded.values_range,
-        batch_size=args.batch_size,
     )
-    save_png(out / "seed.png", to_uint8(result.seeds[0], loaded.values_range))
+    save_png(results.folder.path(SEED_FILE), to_uint8(result.seeds[0], loaded.values_range))
     before, after = top5(loaded, result.seeds), top5(loaded, result.images)
-    records = {}
-    for i, target in enumerate(targets.targets):
-        paths = save_visualization(
-            out, target.slug, result.images[i], result.transparency[i], loaded.values_range
-        )
-        records[target.slug] = {
-            "name": target.name,
-            "kind": target.kind,
-            "layer": target.layer,
-            "index": target.index,
-            "files": {kind: path.name for kind, path in paths.items()},
-            "objective_before": float(result.objective_before[i]),
-            "objective_after": float(result.objective_after[i]),
-            "seed_distance": float(result.seed_distance[i]),
-            "top5_before": None if before is None else before[i],
-            "top5_after": None if after is None else after[i],
+    for position, index in enumerate(pending):
+        target = targets.targets[index]
+        measured = {
+            "objective_before": float(result.objective_before[position]),
+            "objective_after": float(result.objective_after[position]),
+            "seed_distance": float(result.seed_distance[position]),
+            "top5_before": None if before is None else before[position],
+            "top5_after": None if after is None else after[position],
         }
+        image, transparency = result.images[position], result.transparency[position]
+        results.add_target(target, image, transparency, loaded.values_range, measured)
         say(
-            f"saved {target.slug}  objective {result.objective_before[i]:.4g} -> "
-            f"{result.objective_after[i]:.4g}, RMS change {100 * result.seed_distance[i]:.1f} %"
+            f"saved {target.slug}  objective {result.objective_before[position]:.4g} -> "
+            f"{result.objective_after[position]:.4g}, RMS change "
+            f"{100 * result.seed_distance[position]:.1f} %"
         )
-    record = {
-        "image": str(args.image),
-        "model": loaded.name,
-        "settings": result.settings,
-        "time_s": round(time.perf_counter() - started, 3),
-        "targets": records,
-    }
-    write_text_atomically(out / RESULTS_FILE, json.dumps(record, indent=2, default=str))
-    say(f"{len(records)} targets accentuated; results in {out / RESULTS_FILE}")
-    return EXIT_OK

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from maco_tf.cli.parsing import box_sizes, int_list, noise_level, positive_int, values_range
+from maco_tf.cli.parsing import box_sizes, int_list, non_negative_number, positive_int, values_range
 from maco_tf.core.distribute import STRATEGIES
 from maco_tf.runs.settings import default
 
@@ -97,7 +97,7 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
     )
     how.add_argument(
         "--noise",
-        type=noise_level,
+        type=non_negative_number,
         default=default("noise"),
         metavar="STD",
         help=f"noise std added to every view, for inputs of range width 2 (scaled to the "
@@ -126,8 +126,8 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
     )
 
 
-def add_output_arguments(out: Flags, unit: str, replaced: str) -> None:
-    """``--out``, ``--overwrite`` and ``--quiet`` (``visualize`` and ``atlas``).
+def add_output_arguments(out: Flags, unit: str, replaced: str, folder: str = "maco_out") -> None:
+    """``--out``, ``--overwrite`` and ``--quiet`` (``visualize``, ``atlas``, ``accentuate``).
 
     Parameters
     ----------
@@ -136,9 +136,11 @@ def add_output_arguments(out: Flags, unit: str, replaced: str) -> None:
     unit
         What gets one progress line ("target", "class").
     replaced
-        Whose results ``--overwrite`` discards, for its help ("in --out", "this shard's").
+        Whose results ``--overwrite`` discards, for its help ("the", "this shard's").
+    folder
+        The default ``--out``.
     """
-    out.add_argument("--out", default="maco_out", help="output folder (default maco_out)")
+    out.add_argument("--out", default=folder, help=f"output folder (default {folder})")
     out.add_argument(
         "--overwrite",
         action="store_true",

@@ -13,7 +13,7 @@ __all__ = [
     "box_sizes",
     "int_list",
     "join_negative_values",
-    "noise_level",
+    "non_negative_number",
     "positive_int",
     "shard",
     "value_flags",
@@ -47,8 +47,8 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def noise_level(text: str) -> float:
-    """``--noise``: a finite number >= 0."""
+def non_negative_number(text: str) -> float:
+    """``--noise``, ``--penalty``: a finite number >= 0."""
     try:
         value = float(text)
     except ValueError:

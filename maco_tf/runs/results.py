@@ -116,6 +116,49 @@ class Results:
         """Rewrite the file atomically (:func:`maco_tf.files.write_atomically`)."""
         self.folder.write_text(self.path.name, json.dumps(self.to_json(), indent=2) + "\n")
 
+    def add_target(
+        self,
+        target: Target,
+        image: np.ndarray,
+        transparency: np.ndarray,
+        values_range: tuple[float, float],
+        measured: dict,
+    ) -> dict[str, str]:
+        """Save a finished target's three PNGs in the folder and record it (in memory).
+
+        Parameters
+        ----------
+        target
+            The target; its record holds its identity (``slug``, ``name``, ``kind``,
+            ``layer``, ``index``, ``key``) and ``files``, which :meth:`is_done` reads.
+        image, transparency, values_range
+            As :func:`save_target_files` takes them.
+        measured
+            What the command measured, added to the record.
+
+        Returns
+        -------
+        files
+            The files by kind, relative to the folder.
+
+        Raises
+        ------
+        UnsafePathError
+            If the slug is not a safe file name.
+        """
+        files = save_target_files(self.folder, target.slug, image, transparency, values_range)
+        self.targets[target.slug] = {
+            "slug": target.slug,
+            "name": target.name,
+            "kind": target.kind,
+            "layer": target.layer,
+            "index": target.index,
+            "key": target.key,
+            "files": files,
+            **measured,
+        }
+        return files
+
     def is_done(self, target: Target) -> bool:
         """Recorded with the same identity, and its three PNGs are on disk."""
         record = self.targets.get(target.slug)

@@ -14,7 +14,7 @@ from maco_tf.core import visualization as api
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, image_ids
-from maco_tf.runs.results import Results, save_target_files
+from maco_tf.runs.results import Results
 from maco_tf.runs.scoring import top5 as score_top5
 from maco_tf.targets import units as targets
 
@@ -83,21 +83,7 @@ def run_chunk(
     values = result.objective_values
     for position, index in enumerate(chunk):
         target = plan.targets[index]
-        files = save_target_files(
-            results.folder,
-            target.slug,
-            result.images[position],
-            result.transparency[position],
-            loaded.values_range,
-        )
-        results.targets[target.slug] = {
-            "slug": target.slug,
-            "name": target.name,
-            "kind": target.kind,
-            "layer": target.layer,
-            "index": target.index,
-            "key": target.key,
-            "files": files,
+        measured = {
             "objective_value": float(values[position]),
             "dead": bool(result.dead[position]),
             "top5": None if top5 is None else top5[position],
@@ -107,6 +93,8 @@ def run_chunk(
             "wall_time_s": round(result.elapsed_s / len(chunk), 3),
             "batch_wall_time_s": round(result.elapsed_s, 3),
         }
+        image, transparency = result.images[position], result.transparency[position]
+        results.add_target(target, image, transparency, loaded.values_range, measured)
         best = ""
         if top5 is not None:
             first = top5[position][0]

@@ -49,7 +49,8 @@ def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> R
     Parameters
     ----------
     args
-        Parsed ``visualize`` or ``atlas`` flags.
+        Parsed ``visualize``, ``atlas`` or ``accentuate`` flags; a ``method`` of None (no
+        ``--method``: ``accentuate``, whose seeds set it) is the default method.
     loaded
         The model, whose value range is used; None: ``--values-range`` (or the default), to
         check the flags before the model is loaded.
@@ -66,11 +67,11 @@ def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> R
     """
     values_range = loaded.values_range if loaded is not None else args.values_range
     return RunConfig(
-        method=args.method,
+        method=default("method") if args.method is None else args.method,
         steps=args.steps,
         crops=args.crops,
         size=args.size,
-        box_size=tuple(args.box_size),
+        box_size=args.box_size,
         whole_views=args.whole_views,
         noise=args.noise,
         values_range=values_range if values_range is not None else default("values_range"),

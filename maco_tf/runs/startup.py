@@ -64,8 +64,10 @@ def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -
     return loaded
 
 
-def check_method(method: str, loaded: LoadedModel) -> None:
+def check_method(method: str | None, loaded: LoadedModel) -> None:
     """Refuse ``--method maco`` for a model whose images are not RGB (:class:`MacoError`).
+
+    None (a command without ``--method``) is not refused.
 
     MACO's bundled magnitude spectrum is that of RGB ImageNet photos; the command line has no
     other one to give.
@@ -79,9 +81,9 @@ def check_method(method: str, loaded: LoadedModel) -> None:
         )
 
 
-def check_size(size: int, loaded: LoadedModel) -> None:
-    """Refuse an image side smaller than the model input (:class:`MacoError`)."""
-    if size < max(loaded.input_size):
+def check_size(size: int | None, loaded: LoadedModel) -> None:
+    """Refuse an image side smaller than the model input (:class:`MacoError`); None: the input."""
+    if size is not None and size < max(loaded.input_size):
         raise MacoError(
             f"--size {size} is smaller than the model input "
             f"{loaded.input_size[0]}x{loaded.input_size[1]}; use at least "
