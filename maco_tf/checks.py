@@ -1,4 +1,4 @@
-"""Checks of user settings shared by every layer: integers and value ranges.
+"""Checks of user input shared by every layer: integers, value ranges, image batches.
 
 Each check returns the value in its canonical type or raises
 :class:`~maco_tf.errors.InvalidSettingError` with a message that names the setting, what was
@@ -13,7 +13,7 @@ import numpy as np
 
 from maco_tf.errors import InvalidSettingError
 
-__all__ = ["check_int", "check_values_range", "is_finite_number"]
+__all__ = ["as_image_batch", "check_int", "check_values_range", "is_finite_number"]
 
 
 def check_int(value: object, name: str, minimum: int = 1) -> int:
@@ -86,3 +86,32 @@ def is_finite_number(value: object) -> bool:
         return math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
+
+
+def as_image_batch(array: np.ndarray, error: type[Exception], message: str) -> np.ndarray:
+    """``array`` as a batch ``(N, H, W, C)``: a single image ``(H, W, C)`` gets a batch axis.
+
+    Parameters
+    ----------
+    array
+        An image or a batch of images.
+    error
+        The exception class to raise for another rank.
+    message
+        The start of its message; the array's shape is appended.
+
+    Returns
+    -------
+    batch
+        ``array`` itself (4 axes) or ``array[None]`` (3 axes).
+
+    Raises
+    ------
+    Exception
+        ``error(f"{message} {array.shape}")`` when ``array`` has neither 3 nor 4 axes.
+    """
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4:
+        raise error(f"{message} {array.shape}")
+    return array

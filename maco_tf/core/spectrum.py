@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.interpolate import RegularGridInterpolator
 
+from maco_tf.checks import as_image_batch
 from maco_tf.core.color import decorrelate
 from maco_tf.errors import SpectrumError
 
@@ -126,15 +127,12 @@ def _iter_image_batches(dataset: object) -> Iterable[np.ndarray]:
     for item in items:
         if isinstance(item, (tuple, list)) and not isinstance(item, np.ndarray):
             item = item[0]  # (images, labels) pairs: keep the images
-        batch = np.asarray(item, dtype=np.float32)
-        if batch.ndim == 3:
-            batch = batch[None]
-        if batch.ndim != 4:
-            raise SpectrumError(
-                f"magnitude_dataset must give images (H, W, C) or batches (B, H, W, C); got an "
-                f"item of shape {batch.shape}"
-            )
-        yield batch
+        yield as_image_batch(
+            np.asarray(item, dtype=np.float32),
+            SpectrumError,
+            "magnitude_dataset must give images (H, W, C) or batches (B, H, W, C); got an item "
+            "of shape",
+        )
 
 
 def dataset_magnitude(

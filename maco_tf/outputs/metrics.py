@@ -484,6 +484,50 @@ def plausibility_from_features(
     return similarity.mean(axis=1)
 
 
+@dataclass(frozen=True)
+class _ImagePair:
+    """Two checked image sets to compare, with their ranges and the judge model."""
+
+    model: ModelLike
+    images: np.ndarray
+    source: tuple[float, float] | None
+    others: np.ndarray
+    others_source: tuple[float, float] | None
+
+
+def _image_pair(
+    model: ModelLike | None,
+    first: tuple[ImagesLike, str, Sequence[float] | None],
+    second: tuple[ImagesLike | None, str, Sequence[float] | None],
+) -> _ImagePair:
+    """Check ``(images, name, values_range)`` sets; default judge and reference photos for None.
+
+    Raises :class:`MetricInputError` for a bad set or two sets of different channel counts.
+    """
+    images, name, values_range = first
+    others, others_name, others_range = second
+    array, source = as_images(images, name, values_range)
+    model = default_judge() if model is None else model
+    if others is None:
+        others, others_range = _reference_photos(model), _PHOTO_RANGE
+    other, other_source = as_images(others, others_name, others_range)
+    if array.shape[-1] != other.shape[-1]:
+        raise MetricInputError(
+            f"{name} have {array.shape[-1]} channel(s) but {others_name} have {other.shape[-1]}"
+        )
+    return _ImagePair(model, array, source, other, other_source)
+
+
+def _pair_features(
+    pair: _ImagePair, layer: str | int | None, model_range: Sequence[float] | None, batch_size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features ``(N, D)`` of both sets; a missing range is the first set's, else the model's."""
+    extractor = feature_extractor(pair.model, layer, model_range=model_range)
+    source = pair.source or extractor.model_range
+    features = extractor(pair.images, source, batch_size=batch_size)
+    return features, extractor(pair.others, pair.others_source or source, batch_size=batch_size)
+
+
 def plausibility(
     images: ImagesLike,
     reference_images: ImagesLike | None = None,
@@ -536,19 +580,12 @@ def plausibility(
     scores
         ``(N,)``; higher is more plausible (cosine: at most 1).
     """
-    array, source = as_images(images, "images", values_range)
-    model = default_judge() if model is None else model
-    if reference_images is None:
-        reference_images, reference_values_range = _reference_photos(model), _PHOTO_RANGE
-    refs, ref_source = as_images(reference_images, "reference_images", reference_values_range)
-    if array.shape[-1] != refs.shape[-1]:
-        raise MetricInputError(
-            f"images have {array.shape[-1]} channel(s) but reference_images have {refs.shape[-1]}"
-        )
-    extractor = feature_extractor(model, layer, model_range=model_range)
-    source = source or extractor.model_range
-    features = extractor(array, source, batch_size=batch_size)
-    reference = extractor(refs, ref_source or source, batch_size=batch_size)
+    pair = _image_pair(
+        model,
+        (images, "images", values_range),
+        (reference_images, "reference_images", reference_values_range),
+    )
+    features, reference = _pair_features(pair, layer, model_range, batch_size)
     return plausibility_from_features(features, reference, metric=metric, k=k)
 
 
@@ -727,25 +764,16 @@ def fid(
     distance
         A float >= 0 (0 for identical sets); lower is closer.
     """
-    a, source_a = as_images(images_a, "images_a", values_range)
-    model = default_judge() if model is None else model
-    if images_b is None:
-        images_b, values_range_b = _reference_photos(model), _PHOTO_RANGE
-    b, source_b = as_images(images_b, "images_b", values_range_b)
-    if a.shape[-1] != b.shape[-1]:
-        raise MetricInputError(
-            f"images_a have {a.shape[-1]} channel(s) but images_b have {b.shape[-1]}"
-        )
-    for name, array in (("images_a", a), ("images_b", b)):
+    pair = _image_pair(
+        model, (images_a, "images_a", values_range), (images_b, "images_b", values_range_b)
+    )
+    for name, array in (("images_a", pair.images), ("images_b", pair.others)):
         if array.shape[0] < 2:
             raise MetricInputError(
                 f"{name} has {array.shape[0]} image(s); the FID fits a covariance and needs at "
                 f"least 2 per set"
             )
-    extractor = feature_extractor(model, layer, model_range=model_range)
-    source_a = source_a or extractor.model_range
-    features_a = extractor(a, source_a, batch_size=batch_size)
-    features_b = extractor(b, source_b or source_a, batch_size=batch_size)
+    features_a, features_b = _pair_features(pair, layer, model_range, batch_size)
     return fid_from_features(features_a, features_b, eps=eps)
 
 

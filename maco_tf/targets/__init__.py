@@ -8,24 +8,8 @@ The unit factories are re-exported here, so ``from maco_tf import targets`` then
 ``targets.channel(model, layer, ids)`` works.
 """
 
+from maco_tf.targets import units
 from maco_tf.targets.diversity import diversity
-from maco_tf.targets.units import (
-    DirectionShapeError,
-    TargetIndexError,
-    channel,
-    class_logits,
-    direction,
-    neuron,
-    select,
-)
+from maco_tf.targets.units import *  # noqa: F403 (the names of units.__all__)
 
-__all__ = [
-    "DirectionShapeError",
-    "TargetIndexError",
-    "channel",
-    "class_logits",
-    "direction",
-    "diversity",
-    "neuron",
-    "select",
-]
+__all__ = ["diversity", *units.__all__]

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maco_tf.checks import check_values_range
+from maco_tf.checks import as_image_batch, check_values_range
 from maco_tf.core.augment import whole_image_views
 from maco_tf.core.config import RunConfig
 from maco_tf.core.engine import LoopCache
@@ -138,14 +138,11 @@ def _as_array(images: object) -> np.ndarray:
         raise AccentuationInputError(
             f"images must be a numeric array (H, W, C) or (N, H, W, C); got {type(images).__name__}"
         ) from exc
-    if array.ndim == 3:
-        array = array[None]
-    if array.ndim != 4:
-        raise AccentuationInputError(
-            f"images must be (height, width, channels) or (N, height, width, channels); got "
-            f"shape {array.shape}"
-        )
-    return array
+    return as_image_batch(
+        array,
+        AccentuationInputError,
+        "images must be (height, width, channels) or (N, height, width, channels); got shape",
+    )
 
 
 def _check_values(array: np.ndarray, values_range: tuple[float, float]) -> None:

@@ -25,9 +25,9 @@ from xplique.features_visualizations import Objective
 
 from maco_tf.errors import MacoError
 from maco_tf.models.layers import layer_label, layer_output
+from maco_tf.targets.building import DirectionShapeError, named_objective, split_directions
 from maco_tf.targets.concepts import dot_cossim_vectors
-from maco_tf.targets.indices import check_indices, check_names
-from maco_tf.targets.units import DirectionShapeError
+from maco_tf.targets.indices import check_indices
 
 __all__ = [
     "TokenLayerError",
@@ -49,8 +49,10 @@ class TokenSelectionError(MacoError):
     """The token selection (``"patches"``, ``"cls"`` or a position) does not fit the layer."""
 
 
-def _token_layer(model: object, layer: str | int) -> tuple[object, str, int, int]:
-    """Symbolic output, label, token count and dim of a token layer."""
+def _token_layer(
+    model: object, layer: str | int, tokens: TokenSpec, cls_token: bool
+) -> tuple[object, str, np.ndarray, int]:
+    """Symbolic output, label, selection weights ``(tokens,)`` and dim of a token layer."""
     label = layer_label(model, layer)
     tensor = layer_output(model, layer)
     shape = tuple(tensor.shape)
@@ -61,7 +63,7 @@ def _token_layer(model: object, layer: str | int) -> tuple[object, str, int, int
         )
     if shape[1] is None or shape[2] is None:
         raise TokenLayerError(f"layer {label!r} has an unknown token count or dim {shape}")
-    return tensor, label, int(shape[1]), int(shape[2])
+    return tensor, label, token_weights(int(shape[1]), tokens, cls_token), int(shape[2])
 
 
 def token_weights(nb_tokens: int, tokens: TokenSpec, cls_token: bool = True) -> np.ndarray:
@@ -114,8 +116,11 @@ def token_weights(nb_tokens: int, tokens: TokenSpec, cls_token: bool = True) -> 
     return weights
 
 
-def _token_label(tokens: TokenSpec) -> str:
-    return str(tokens) if isinstance(tokens, str) else f"token{int(tokens)}"
+def _token_names(kind: str, label: str, tokens: TokenSpec, count: int | Sequence[int]) -> list[str]:
+    """Default names ``<kind>#<layer>[<tokens>]_<i>`` for the indices (or ``range(count)``)."""
+    selection = str(tokens) if isinstance(tokens, str) else f"token{int(tokens)}"
+    ids = range(count) if isinstance(count, int) else count
+    return [f"{kind}#{label}[{selection}]_{i}" for i in ids]
 
 
 def _weighted_sum_loss(output, mask):
@@ -133,17 +138,15 @@ def _features(
     names: str | Sequence[str] | None,
     kind: str,
 ) -> Objective:
-    tensor, label, nb_tokens, dim = _token_layer(model, layer)
-    weights = token_weights(nb_tokens, tokens, cls_token)
+    tensor, label, weights, dim = _token_layer(model, layer, tokens, cls_token)
     ids = check_indices(ids, dim, "feature", f"token layer {label!r} of dim {dim}")
     masks = []
     for index in ids:
-        mask = np.zeros((nb_tokens, dim), dtype=np.float32)
+        mask = np.zeros((len(weights), dim), dtype=np.float32)
         mask[:, index] = weights
         masks.append(mask)
-    default = [f"{kind}#{label}[{_token_label(tokens)}]_{i}" for i in ids]
-    names = check_names(names, default)
-    return Objective(model, [tensor], [masks], [_weighted_sum_loss], [multiplier], [names])
+    default = _token_names(kind, label, tokens, ids)
+    return named_objective(model, tensor, masks, _weighted_sum_loss, multiplier, names, default)
 
 
 def token_channel(
@@ -230,13 +233,7 @@ def _token_direction_loss(cossim_pow: float):
 
 
 def _direction_vectors(vectors: object, dim: int, label: str) -> list[np.ndarray]:
-    if isinstance(vectors, (list, tuple)):
-        items = [np.asarray(v, dtype=np.float32) for v in vectors]
-    else:
-        array = np.asarray(vectors, dtype=np.float32)
-        items = list(array) if array.ndim == 2 else [array]
-    if not items:
-        raise DirectionShapeError("no direction vector given")
+    items = split_directions(vectors, (dim,))
     for index, vector in enumerate(items):
         if vector.shape != (dim,):
             raise DirectionShapeError(
@@ -291,8 +288,8 @@ def token_direction(
     DirectionShapeError
         For a vector that is not ``(dim,)``, zero, or not finite.
     """
-    tensor, label, nb_tokens, dim = _token_layer(model, layer)
-    weights = token_weights(nb_tokens, tokens, cls_token)
+    tensor, label, weights, dim = _token_layer(model, layer, tokens, cls_token)
+    nb_tokens = len(weights)
     items = _direction_vectors(vectors, dim, label)
     masks = []
     for vector in items:
@@ -300,7 +297,6 @@ def token_direction(
         mask[:nb_tokens] = weights[:, None]
         mask[nb_tokens] = vector
         masks.append(mask)
-    default = [f"TokenDirection#{label}[{_token_label(tokens)}]_{i}" for i in range(len(items))]
-    names = check_names(names, default)
+    default = _token_names("TokenDirection", label, tokens, len(items))
     loss = _token_direction_loss(cossim_pow)
-    return Objective(model, [tensor], [masks], [loss], [multiplier], [names])
+    return named_objective(model, tensor, masks, loss, multiplier, names, default)

@@ -19,7 +19,8 @@ from xplique.features_visualizations.losses import dot_cossim
 
 from maco_tf.errors import MacoError
 from maco_tf.models.layers import layer_label, layer_output
-from maco_tf.targets.indices import TargetIndexError, check_indices, check_names
+from maco_tf.targets.building import DirectionShapeError, named_objective, split_directions
+from maco_tf.targets.indices import TargetIndexError, check_indices
 
 __all__ = [
     "DirectionShapeError",
@@ -32,19 +33,17 @@ __all__ = [
 ]
 
 
-class DirectionShapeError(MacoError):
-    """A direction vector does not fit the layer's output shape."""
-
-
-def _feature_shape(tensor: object, label: str) -> tuple[int, ...]:
-    """Per-sample shape of a layer output, which must be fully known."""
+def _resolve(model: object, layer: str | int) -> tuple[object, str, tuple[int, ...]]:
+    """Symbolic output, label and per-sample shape (which must be fully known) of a layer."""
+    label = layer_label(model, layer)
+    tensor = layer_output(model, layer)
     shape = tuple(tensor.shape[1:])
     if any(dim is None for dim in shape):
         raise MacoError(
             f"layer {label!r} has an output shape {tuple(tensor.shape)} with unknown sizes; "
             f"build the model on a fixed-size input"
         )
-    return tuple(int(dim) for dim in shape)
+    return tensor, label, tuple(int(dim) for dim in shape)
 
 
 def _masked_mean_loss(axes: tuple[int, ...]):
@@ -55,6 +54,19 @@ def _masked_mean_loss(axes: tuple[int, ...]):
         return tf.reduce_mean(output * target, axis=axis_to_reduce)
 
     return optim_func
+
+
+def _masked_mean_objective(
+    model: object,
+    tensor: object,
+    masks: np.ndarray,
+    multiplier: float,
+    names: str | Sequence[str] | None,
+    default_names: list[str],
+) -> Objective:
+    """Objective of ``mean(output * mask)``, one combination per mask of ``masks`` ``(N, ...)``."""
+    loss = _masked_mean_loss(tuple(range(1, masks.ndim)))
+    return named_objective(model, tensor, list(masks), loss, multiplier, names, default_names)
 
 
 def neuron(
@@ -101,9 +113,7 @@ def _units(
     names: str | Sequence[str] | Callable[[int], str] | None,
 ) -> Objective:
     """Objective on flat units of a layer; ``what`` names them in errors ("neuron", "class")."""
-    label = layer_label(model, layer)
-    tensor = layer_output(model, layer)
-    shape = _feature_shape(tensor, label)
+    tensor, label, shape = _resolve(model, layer)
     size = int(np.prod(shape))
     ids = check_indices(ids, size, what, f"layer {label!r} with {size} units")
     masks = np.zeros((len(ids), size), dtype=np.float32)
@@ -111,9 +121,8 @@ def _units(
     masks = masks.reshape((len(ids), *shape))
     if callable(names):
         names = [names(i) for i in ids]
-    names = check_names(names, [f"Neuron#{label}_{i}" for i in ids])
-    loss = _masked_mean_loss(tuple(range(1, len(shape) + 1)))
-    return Objective(model, [tensor], [list(masks)], [loss], [multiplier], [names])
+    default = [f"Neuron#{label}_{i}" for i in ids]
+    return _masked_mean_objective(model, tensor, masks, multiplier, names, default)
 
 
 def channel(
@@ -148,16 +157,13 @@ def channel(
     TargetIndexError
         For an index outside ``0 .. channels - 1``.
     """
-    label = layer_label(model, layer)
-    tensor = layer_output(model, layer)
-    shape = _feature_shape(tensor, label)
+    tensor, label, shape = _resolve(model, layer)
     ids = check_indices(ids, shape[-1], "channel", f"layer {label!r} with {shape[-1]} channels")
     masks = np.zeros((len(ids), *shape), dtype=np.float32)
     for row, index in enumerate(ids):
         masks[row, ..., index] = 1.0
-    names = check_names(names, [f"Channel#{label}_{i}" for i in ids])
-    loss = _masked_mean_loss(tuple(range(1, len(shape) + 1)))
-    return Objective(model, [tensor], [list(masks)], [loss], [multiplier], [names])
+    default = [f"Channel#{label}_{i}" for i in ids]
+    return _masked_mean_objective(model, tensor, masks, multiplier, names, default)
 
 
 def class_logits(
@@ -200,20 +206,6 @@ def class_logits(
     return _units(model, layer, classes, "class", multiplier, names)
 
 
-def _as_vectors(vectors: object, shape: tuple[int, ...]) -> list[np.ndarray]:
-    """Split ``vectors`` into single directions.
-
-    A list holds one direction per item; an array of 1 axis is one direction, of 2 axes a
-    stack ``(N, channels)``, of ``len(shape) + 1`` axes a stack of full-shape directions.
-    """
-    if isinstance(vectors, (list, tuple)):
-        return [np.asarray(v, dtype=np.float32) for v in vectors]
-    array = np.asarray(vectors, dtype=np.float32)
-    if array.ndim == 2 or (array.ndim > 2 and array.ndim == len(shape) + 1):
-        return list(array)
-    return [array]
-
-
 def direction(
     model: object,
     layer: str | int,
@@ -252,12 +244,8 @@ def direction(
         For a vector that does not broadcast to the layer's per-sample output, or whose last
         axis is not the channel count.
     """
-    label = layer_label(model, layer)
-    tensor = layer_output(model, layer)
-    shape = _feature_shape(tensor, label)
-    items = _as_vectors(vectors, shape)
-    if not items:
-        raise DirectionShapeError("no direction vector given")
+    tensor, label, shape = _resolve(model, layer)
+    items = split_directions(vectors, shape)
     for index, vector in enumerate(items):
         try:
             fits = vector.ndim >= 1 and np.broadcast_shapes(vector.shape, shape) == shape
@@ -273,12 +261,12 @@ def direction(
             raise DirectionShapeError(f"direction {index} has NaN or infinite values")
     # Xplique's dot_cossim normalises over all feature axes: give each vector the layer's rank.
     items = [vector.reshape((1,) * (len(shape) - vector.ndim) + vector.shape) for vector in items]
-    names = check_names(names, [f"Direction#{label}_{i}" for i in range(len(items))])
+    default = [f"Direction#{label}_{i}" for i in range(len(items))]
 
     def optim_func(model_output, mask):
         return dot_cossim(model_output, mask, cossim_pow)
 
-    return Objective(model, [tensor], [items], [optim_func], [multiplier], [names])
+    return named_objective(model, tensor, items, optim_func, multiplier, names, default)
 
 
 def select(objective: Objective, indices: Sequence[int]) -> Objective:
