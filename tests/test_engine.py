@@ -209,3 +209,30 @@ def test_auto_lanes(tiny_model, fast_settings):
     assert auto_lanes(jit_compile=True) == 1
     result = maco_tf.visualize(Objective.neuron(tiny_model, "logits", 0), **fast_settings)
     assert result.settings["lanes"] == expected
+
+
+def test_a_parameterization_instance_is_a_method(tiny_model, fast_settings):
+    from maco_tf.core.parameterization import MacoParameterization
+    from maco_tf.core.spectrum import imagenet_magnitude
+
+    objective = Objective.neuron(tiny_model, "logits", [0, 1])
+    built = MacoParameterization(imagenet_magnitude(48, 48), (48, 48, 3), (-1, 1))
+    by_name = maco_tf.visualize(objective, "maco", **fast_settings)
+    by_instance = maco_tf.visualize(objective, built, **fast_settings)
+    assert by_instance.method == "maco"
+    np.testing.assert_allclose(by_instance.images, by_name.images, atol=1e-5)
+    unit = MacoParameterization(
+        imagenet_magnitude(48, 48), (48, 48, 3), (-1, 1), phase_spread=1.0
+    )
+    other = maco_tf.visualize(objective, unit, **fast_settings)
+    assert np.abs(other.images - by_name.images).mean() > 1e-3
+
+
+def test_a_parameterization_of_other_images_is_refused(tiny_model, fast_settings):
+    from maco_tf.core.parameterization import PixelParameterization
+
+    objective = Objective.neuron(tiny_model, "logits", 0)
+    with pytest.raises(maco_tf.InvalidSettingError, match="shape"):
+        maco_tf.visualize(objective, PixelParameterization((64, 64, 3), (-1, 1)), **fast_settings)
+    with pytest.raises(maco_tf.InvalidSettingError, match="values_range"):
+        maco_tf.visualize(objective, PixelParameterization((48, 48, 3), (0, 1)), **fast_settings)

@@ -214,6 +214,26 @@ def _build_parameterization(
     raise InvalidSettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
 
 
+def _check_parameterization(
+    parameterization: Parameterization,
+    image_shape: tuple[int, int, int],
+    values_range: tuple[float, float],
+) -> Parameterization:
+    """A given parameterization, if it makes the images this call asks for."""
+    if tuple(parameterization.image_shape) != tuple(image_shape):
+        raise InvalidSettingError(
+            f"the parameterization makes images of shape {parameterization.image_shape} but "
+            f"this call makes {tuple(image_shape)} (custom_shape and the model's channels); "
+            f"build it with image_shape={tuple(image_shape)} or change custom_shape"
+        )
+    if tuple(parameterization.values_range) != tuple(values_range):
+        raise InvalidSettingError(
+            f"the parameterization maps into {parameterization.values_range} but values_range "
+            f"is {tuple(values_range)}; build both with the same range"
+        )
+    return parameterization
+
+
 def default_optimizer(method: str) -> keras.optimizers.Optimizer:
     """Nadam(1.0) for MACO (as Xplique), Adam(0.05) for the Fourier and pixel baselines."""
     if method == "maco":
@@ -223,7 +243,7 @@ def default_optimizer(method: str) -> keras.optimizers.Optimizer:
 
 def visualize(
     objective: object,
-    method: str = "maco",
+    method: str | Parameterization = "maco",
     optimizer: keras.optimizers.Optimizer | None = None,
     maco_dataset: object = None,
     nb_steps: int = 256,
@@ -258,10 +278,15 @@ def visualize(
         N combinations gets its own image.
     method
         ``"maco"`` (fixed natural magnitude, trainable phase), ``"fourier"`` (Olah et al.) or
-        ``"pixel"``.
+        ``"pixel"``; or a :class:`~maco_tf.core.parameterization.Parameterization` instance
+        built for these images (its ``image_shape`` must be ``custom_shape`` with the model's
+        channels, its ``values_range`` this ``values_range``), e.g. a
+        ``MacoParameterization`` with another magnitude or ``phase_spread``; then
+        ``maco_dataset`` and ``decay_power`` are not used.
     optimizer
         A Keras optimizer whose configuration is used (the object itself is not modified);
-        default Nadam(1.0) for MACO, Adam(0.05) otherwise.
+        default Nadam(1.0) for MACO, Adam(0.05) otherwise (by the parameterization's
+        ``name`` for an instance).
     maco_dataset
         Images (array, ``tf.data.Dataset`` or iterable) whose average magnitude replaces the
         bundled ImageNet one; required for non-RGB models.
@@ -368,7 +393,7 @@ def visualize(
         )
     steps_per_call = _check_positive_int(steps_per_call, "steps_per_call", 1)
     values_range = _check_values_range(values_range)
-    if method not in METHODS:
+    if not isinstance(method, Parameterization) and method not in METHODS:
         raise InvalidSettingError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     image_shape, _ = _image_shape(compiled.model, custom_shape)
     n_total = compiled.nb_combinations
@@ -387,9 +412,13 @@ def visualize(
         noise_levels=noise_schedule(noise_intensity, nb_steps) * (width / 2.0),
         seed=seed,
     )
-    parameterization = _build_parameterization(
-        method, image_shape, values_range, maco_dataset, decay_power
-    )
+    if isinstance(method, Parameterization):
+        parameterization = _check_parameterization(method, image_shape, values_range)
+        method = parameterization.name
+    else:
+        parameterization = _build_parameterization(
+            method, image_shape, values_range, maco_dataset, decay_power
+        )
     optimizer = optimizer if optimizer is not None else default_optimizer(method)
     cache = cache if cache is not None else _DEFAULT_CACHE
     key = (
