@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 
@@ -47,6 +46,7 @@ sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
 from quality import report  # noqa: E402
 from quality.classes import draw_classes  # noqa: E402
 from quality.methods import Setup, cli_defaults, run_dropin, run_xplique_maco  # noqa: E402
+from quality.options import choice_list, fill_defaults  # noqa: E402
 
 VARIANTS = (
     "dropin",
@@ -119,29 +119,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="2 classes, 8 steps, 8 crops, 256²")
     parser.add_argument("--out", default="benchmarks/results/dropin")
     args = parser.parse_args(argv)
-    for key, value in (QUICK if args.quick else FULL).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = sorted(set(args.variants) - set(VARIANTS))
-    if unknown:
-        parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    fill_defaults(args, QUICK if args.quick else FULL)
+    args.variants = choice_list(parser, args.variants, VARIANTS, "--variants")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from quality.scoring import load_judges, score
+    from quality.scoring import score, start_session
 
-    from maco_tf.models.loading import load_model
-
-    command = "python " + " ".join(
-        shlex.quote(a) for a in ["benchmarks/bench_dropin.py", *sys.argv[1:]]
-    )
     started = time.perf_counter()
-    print(f"command: {command}\nmachine: {report.machine_description()}", flush=True)
-    loaded = load_model("efficientnet_lite0")
-    judges = load_judges(loaded)
+    command, loaded, judges = start_session("benchmarks/bench_dropin.py", sys.argv[1:])
     classes = draw_classes(args.classes, args.class_seed)
     setup = Setup(loaded, args.crops, args.size, cli_defaults(), args.seed)
     names = loaded.class_names
@@ -168,17 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
 
-    os.makedirs(args.out, exist_ok=True)
     table = report.markdown_table(rows)
-    with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(f"<!-- {command} -->\n{table}\n")
-    report.write_json(
-        os.path.join(args.out, "results.json"),
+    report.write_run(
+        args.out,
+        command,
+        table,
+        classes,
+        names,
         {
-            "command": command,
-            "machine": report.machine_description(),
-            "classes": classes,
-            "class_names": [names[c] for c in classes],
             "settings": {"steps": args.steps, "crops": args.crops, "size": args.size},
             "rows": rows,
             "wall_time_s": time.perf_counter() - started,

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import time
 
@@ -51,6 +50,7 @@ sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
 from quality import report  # noqa: E402
 from quality.classes import draw_classes  # noqa: E402
 from quality.methods import METHODS, Setup, cli_defaults, measure_cost  # noqa: E402
+from quality.options import choice_list, fill_defaults  # noqa: E402
 
 FULL = {
     "classes": 30,
@@ -98,14 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="2 classes, few steps, small images")
     parser.add_argument("--out", default="benchmarks/results/quality", help="output folder")
     args = parser.parse_args(argv)
-    preset = QUICK if args.quick else FULL
-    for key, value in preset.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = sorted(set(args.methods) - set(METHODS))
-    if unknown:
-        parser.error(f"--methods: unknown {', '.join(unknown)}; choose from {', '.join(METHODS)}")
+    fill_defaults(args, QUICK if args.quick else FULL)
+    args.methods = choice_list(parser, args.methods, METHODS, "--methods")
     args.probe = tuple(int(v) for v in args.probe.split(","))
     args.curve = [] if args.no_curve else [int(v) for v in args.curve.split(",")]
     return args
@@ -155,17 +149,10 @@ def run_and_score(method, setup, classes, steps, judges) -> tuple[dict, object]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    from quality.scoring import load_judges, score_photos
+    from quality.scoring import score_photos, start_session
 
-    from maco_tf.models.loading import load_model
-
-    command = "python " + " ".join(
-        shlex.quote(a) for a in ["benchmarks/bench_quality.py", *sys.argv[1:]]
-    )
     started = time.perf_counter()
-    print(f"command: {command}\nmachine: {report.machine_description()}", flush=True)
-    loaded = load_model("efficientnet_lite0")
-    judges = load_judges(loaded)
+    command, loaded, judges = start_session("benchmarks/bench_quality.py", sys.argv[1:])
     classes = choose_classes(args)
     names = loaded.class_names
     setup = Setup(loaded, args.xplique_crops, args.xplique_size, cli_defaults(), args.seed)
@@ -210,18 +197,15 @@ def main(argv: list[str] | None = None) -> int:
             row, _ = run_and_score(method, setup, curve_classes, steps, judges)
             curves[method.label].append(row)
 
-    os.makedirs(args.out, exist_ok=True)
     title = "equal wall time" if budget else f"{args.steps} steps each"
     table = report.markdown_table([*rows, photos])
-    with open(os.path.join(args.out, "table.md"), "w") as handle:
-        handle.write(f"<!-- {command} -->\n{table}\n")
-    report.write_json(
-        os.path.join(args.out, "results.json"),
+    report.write_run(
+        args.out,
+        command,
+        table,
+        classes,
+        names,
         {
-            "command": command,
-            "machine": report.machine_description(),
-            "classes": classes,
-            "class_names": [names[c] for c in classes],
             "budget_s_per_image": budget,
             "steps": plan,
             "costs": {k: vars(v) for k, v in costs.items()},

@@ -71,6 +71,25 @@ def write_json(path: str, payload: dict) -> None:
         json.dump(payload, handle, indent=1, default=default)
 
 
+def write_run(
+    out: str, command: str, table: str, classes: list[int], names: list[str], payload: dict
+) -> None:
+    """``table.md`` (the table under the command) and ``results.json`` in ``out``.
+
+    The JSON holds the command, the machine, the classes and their names, then ``payload``.
+    """
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "table.md"), "w") as handle:
+        handle.write(f"<!-- {command} -->\n{table}\n")
+    header = {
+        "command": command,
+        "machine": machine_description(),
+        "classes": classes,
+        "class_names": [names[c] for c in classes],
+    }
+    write_json(os.path.join(out, "results.json"), {**header, **payload})
+
+
 def plot_curves(path: str, curves: dict[str, list[dict]], title: str) -> None:
     """Judge top-1 and mean target probability against seconds per image, per method.
 

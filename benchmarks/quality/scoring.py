@@ -77,13 +77,7 @@ def score(images: np.ndarray, classes: list[int], judges: Judges, values_range) 
     plausible = metrics.plausibility_from_features(features, judges.photo_features)
     fid = metrics.fid_from_features(features, judges.photo_features) if len(images) > 1 else None
     return {
-        "judge_top1": judged.top1_rate,
-        "judge_top5": judged.topk_rate(5),
-        "judge_p": judged.mean_probability,
-        "self_top1": own.top1_rate,
-        "self_p": own.mean_probability,
-        "plausibility": float(np.mean(plausible)),
-        "fid": fid,
+        **_summary(judged, own, plausible, fid),
         "per_image": {
             "class": [int(c) for c in classes],
             "judge_rank": judged.rank.tolist(),
@@ -110,15 +104,41 @@ def score_photos(judges: Judges) -> dict:
     similarity[np.arange(count), np.arange(count)] = np.nan
     plausible = np.nanmean(similarity, axis=1)
     return {
+        **_summary(judged, own, plausible, None),
+        "per_image": {"class": classes, "judge_rank": judged.rank.tolist()},
+    }
+
+
+def _summary(judged, own, plausible: np.ndarray, fid: float | None) -> dict:
+    """The summary scores of one image set (see :func:`score`)."""
+    return {
         "judge_top1": judged.top1_rate,
         "judge_top5": judged.topk_rate(5),
         "judge_p": judged.mean_probability,
         "self_top1": own.top1_rate,
         "self_p": own.mean_probability,
         "plausibility": float(np.mean(plausible)),
-        "fid": None,
-        "per_image": {"class": classes, "judge_rank": judged.rank.tolist()},
+        "fid": fid,
     }
+
+
+def start_session(script: str, argv: list[str]) -> tuple[str, object, Judges]:
+    """Print the command and machine, load EfficientNet-Lite0 and the judges.
+
+    Returns
+    -------
+    command, loaded, judges
+        The command line as it can be re-run, the optimised model, :func:`load_judges`.
+    """
+    import shlex
+
+    from maco_tf.models.loading import load_model
+    from quality.report import machine_description
+
+    command = "python " + " ".join(shlex.quote(a) for a in [script, *argv])
+    print(f"command: {command}\nmachine: {machine_description()}", flush=True)
+    loaded = load_model("efficientnet_lite0")
+    return command, loaded, load_judges(loaded)
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
