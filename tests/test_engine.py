@@ -221,9 +221,7 @@ def test_a_parameterization_instance_is_a_method(tiny_model, fast_settings):
     by_instance = maco_tf.visualize(objective, built, **fast_settings)
     assert by_instance.method == "maco"
     np.testing.assert_allclose(by_instance.images, by_name.images, atol=1e-5)
-    unit = MacoParameterization(
-        imagenet_magnitude(48, 48), (48, 48, 3), (-1, 1), phase_spread=1.0
-    )
+    unit = MacoParameterization(imagenet_magnitude(48, 48), (48, 48, 3), (-1, 1), phase_spread=1.0)
     other = maco_tf.visualize(objective, unit, **fast_settings)
     assert np.abs(other.images - by_name.images).mean() > 1e-3
 
