@@ -90,7 +90,7 @@ def overrides(variant: str, setup: Setup) -> dict:
     parts = {
         "phase_1": {"phase_spread": 1.0},
         "xplique_magnitude": {"magnitude": xplique_magnitude(size, size)},
-        "noise_units": {"noise_intensity": 0.08 * 2.0 / (high - low)},
+        "noise_units": {"noise": 0.08 * 2.0 / (high - low)},
         "fresh_noise": {"pooled_noise": False},
         "unbatched": {"batch_size": 1, "lanes": 1},
     }
@@ -113,8 +113,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--class-seed", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="default 128")
-    parser.add_argument("--crops", type=int, default=None, help="nb_crops (default 16)")
-    parser.add_argument("--size", type=int, default=None, help="custom_shape side (default 512)")
+    parser.add_argument("--crops", type=int, default=None, help="crops (default 16)")
+    parser.add_argument("--size", type=int, default=None, help="image side (default 512)")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--quick", action="store_true", help="2 classes, 8 steps, 8 crops, 256²")
     parser.add_argument("--out", default="benchmarks/results/dropin")

@@ -13,7 +13,7 @@ where it stops falling (which sizes the automatic ``batch_size`` should aim for)
   backward to the input, one logit per image;
 - Adam-style update of the phases and the transparency accumulation.
 
-It is a proxy of ``maco_tf``'s step, not a measurement of it; figures go to the README as
+It is a proxy of ``maco_tf``'s step, not a measurement of it; docs/performance.md reports it as
 such. Timed with CUDA events after warm-up, median of ``--repeats`` steps.
 
     python benchmarks/gpu_batch_scaling_torch.py --sizes 1,2,4,8,16,32,64

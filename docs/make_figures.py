@@ -6,8 +6,8 @@ optimisation steps so that the whole set takes a few minutes::
 
     python docs/make_figures.py                 # all figures, 64 steps
     python docs/make_figures.py --steps 16 --only methods,objectives
-    python docs/make_figures.py --readme-from q10   # the README's two figures, from the output
-                                                    # folder of the README's quality command
+    python docs/make_figures.py --readme-from q10   # quickstart.png and transparency.png, from
+                                                    # the output of docs/quality.md's command
 
 Each PNG is kept under 300 KB (re-saved with a 256-colour palette when needed).
 """
@@ -40,7 +40,7 @@ from maco_tf.outputs.render import heatmap, to_rgba, to_uint8  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "images"
 MAX_BYTES = 300_000
-#: Figures of the README (made with ``maco-tf visualize``), never overwritten here.
+#: Figures made by ``maco-tf visualize`` (README, index, quality), never overwritten here.
 RESERVED = ("quickstart", "transparency")
 RANGE = (0.0, 255.0)
 CROPS = 8
@@ -77,7 +77,7 @@ def save_figure(figure: Figure, name: str, dpi: int = 100) -> Path:
 def save_png_small(picture: Image.Image, name: str) -> Path:
     """Write ``picture`` as ``OUT/name.png``, quantised to 256 colours if it is too large."""
     if name in RESERVED:
-        raise ValueError(f"{name}.png is the README's figure, made by the command line")
+        raise ValueError(f"{name}.png is made by the command line (--readme-from)")
     path = OUT / f"{name}.png"
     OUT.mkdir(parents=True, exist_ok=True)
     picture.save(path, optimize=True)
@@ -165,12 +165,14 @@ def _method_runs(context: dict) -> dict[str, maco_tf.Visualization]:
             start = time.perf_counter()
             runs[method] = maco_tf.visualize(
                 objective,
-                method,
-                nb_steps=steps,
-                nb_crops=CROPS,
+                method=method,
+                steps=steps,
+                crops=CROPS,
                 box_size=box_sizes(steps),
+                whole_views=0,
+                noise=0.08,
                 values_range=RANGE,
-                custom_shape=SIZE,
+                size=SIZE,
                 seed=0,
                 batch_size=2,
             )
@@ -245,11 +247,13 @@ def fig_objectives(context: dict) -> None:
         start = time.perf_counter()
         run = maco_tf.visualize(
             objective,
-            nb_steps=steps,
-            nb_crops=CROPS,
+            steps=steps,
+            crops=CROPS,
             box_size=box_sizes(steps),
+            whole_views=0,
+            noise=0.08,
             values_range=RANGE,
-            custom_shape=SIZE,
+            size=SIZE,
             seed=0,
         )
         print(f"  {title}: {time.perf_counter() - start:.0f} s")
@@ -269,10 +273,57 @@ def fig_combine(context: dict) -> None:
         methods=("Saliency", "GradCAM", "RISE"),
         method_kwargs={"RISE": {"nb_samples": 8 * context["steps"]}},
         values_range=RANGE,
-        visualization={"nb_steps": context["steps"]},
+        visualization={"steps": context["steps"]},
     )
     print(f"  explain_class: {time.perf_counter() - start:.0f} s")
     save_figure(explanation.plot(cell_size=2.2), "combine", dpi=90)
+
+
+def square_photo(photo: np.ndarray, side: int = 224) -> np.ndarray:
+    """The centre square of a uint8 photo, resized to ``side``, float32 in ``RANGE``."""
+    import tensorflow as tf
+
+    height, width = photo.shape[:2]
+    crop = min(height, width)
+    top, left = (height - crop) // 2, (width - crop) // 2
+    square = photo[top : top + crop, left : left + crop, :3].astype(np.float32)
+    resized = tf.image.resize(square[None], (side, side), antialias=True)[0].numpy()
+    return np.clip(resized, *RANGE)
+
+
+#: Seed photo and the class each is accentuated towards in the accentuation figure.
+ACCENTS = (("chelsea", "goldfish"), ("coffee", "espresso"), ("hopper", "sunglasses"))
+
+
+def fig_accentuation(context: dict) -> None:
+    """Seed photos, their accentuations towards a class, transparency; prints the measures."""
+    import tensorflow as tf
+
+    model, classes = context["model"], context["classes"]
+    seeds = np.stack([square_photo(context["photos"][photo]) for photo, _ in ACCENTS])
+    ids = [classes.index(name) for _, name in ACCENTS]
+    objective = targets.class_logits(model, ids, class_names=classes)
+    run = maco_tf.accentuate(objective, seeds, steps=context["steps"], values_range=RANGE, seed=0)
+    before = tf.nn.softmax(model(run.seeds)).numpy()[np.arange(len(ids)), ids]
+    after = tf.nn.softmax(model(run.images)).numpy()[np.arange(len(ids)), ids]
+    print(f"  {context['steps']} steps, {run.elapsed_s / len(run):.0f} s per image")
+    figure, axes = panels(len(ids), 3)
+    for row, (photo, name) in enumerate(ACCENTS):
+        print(
+            f"  {photo} -> {name}: objective {run.objective_before[row]:+.4f} -> "
+            f"{run.objective_after[row]:+.4f}, p {before[row]:.4f} -> {after[row]:.4f}, "
+            f"RMS distance {run.seed_distance[row]:.4f}"
+        )
+        image, transparency = run.images[row], run.transparency[row]
+        shown = [
+            (to_uint8(run.seeds[row], RANGE), f"seed (p {name} {before[row]:.3f})"),
+            (to_uint8(image, RANGE), f"accentuated (p {after[row]:.3f})"),
+            (over_white(image, transparency), "transparency as alpha"),
+        ]
+        for col, (picture, title) in enumerate(shown):
+            axes[row, col].imshow(picture)
+            axes[row, col].set_title(title, fontsize=9)
+    save_figure(figure, "accentuation")
 
 
 FIGURES: dict[str, Callable[[dict], None]] = {
@@ -282,11 +333,12 @@ FIGURES: dict[str, Callable[[dict], None]] = {
     "maco_transparency": fig_transparency,
     "objectives": fig_objectives,
     "combine": fig_combine,
+    "accentuation": fig_accentuation,
 }
 
 
 def readme_figures(folder: Path, tile: int = 176) -> None:
-    """The README's figures from a ``maco-tf visualize`` output folder (10 classes).
+    """The quick-start figures from a ``maco-tf visualize`` output folder (10 classes).
 
     ``quickstart.png``: the images, 5 per row; ``transparency.png``: the first five with their
     transparency as alpha over white. Nothing is optimised here: the pictures are the
@@ -296,7 +348,7 @@ def readme_figures(folder: Path, tile: int = 176) -> None:
 
     records = json.loads((folder / "results.json").read_text())["targets"]
     if len(records) != 10:
-        raise SystemExit(f"{folder} holds {len(records)} targets; the README shows 10")
+        raise SystemExit(f"{folder} holds {len(records)} targets; the figures show 10")
     grid = Image.new("RGB", (5 * tile, 2 * tile))
     strip = Image.new("RGB", (5 * tile, tile))
     for position, record in enumerate(records):
@@ -329,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=None,
         metavar="FOLDER",
-        help="only make the README's figures, from this maco-tf visualize output folder",
+        help="only make quickstart.png and transparency.png, from this maco-tf visualize folder",
     )
     args = parser.parse_args(argv)
     OUT = args.out or OUT

@@ -1,6 +1,12 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -27,11 +33,20 @@ def tiny_model() -> keras.Model:
 
 
 @pytest.fixture(scope="session")
+def tiny_file(tmp_path_factory) -> Path:
+    """The tiny CNN saved as ``tiny.keras``, for the command line."""
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    build_tiny_cnn(size=32).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def gray_model() -> keras.Model:
     return build_tiny_cnn(channels=1, seed=1)
 
 
-FAST = dict(nb_steps=4, nb_crops=2, custom_shape=(48, 48), seed=0)
+#: Few small steps, with Xplique's schedules and no whole views (as the drop-in).
+FAST = dict(steps=4, crops=2, size=48, seed=0, whole_views=0, noise=0.08, box_size=None)
 
 
 @pytest.fixture
@@ -42,3 +57,22 @@ def fast_settings() -> dict:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(folder: Path, name: str) -> Iterator[int]:
+    """Another process holds ``OutputFolder(folder).lock(name)`` while the block runs; its pid."""
+    holder = (
+        "import sys; from maco_tf.files import OutputFolder\n"
+        f"with OutputFolder({str(folder)!r}).lock({name!r}):\n"
+        "    print('locked', flush=True); sys.stdin.readline()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == "locked"
+        yield process.pid
+    finally:
+        process.communicate("\n", timeout=60)

@@ -1,8 +1,15 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from maco_tf.core.objectives import callable_key, compile_objective, per_image_losses
+from maco_tf.core.objectives import (
+    callable_key,
+    compile_objective,
+    image_term_values,
+    per_image_losses,
+    with_image_term,
+)
 
 
 def test_combinations_follow_xplique_order(tiny_model):
@@ -95,3 +102,21 @@ def test_repeat_names_and_masks(tiny_model):
         "Neuron#logits_2 #1",
     )
     assert compiled.masks[0][:, 1].tolist() == [1, 1, 0, 0]
+
+
+def _squared_distance(images, reference):
+    return tf.reduce_sum(tf.square(images - reference), axis=[1, 2, 3])
+
+
+def test_image_terms_score_the_images_against_their_masks(tiny_model):
+    compiled = compile_objective(Objective.neuron(tiny_model, "logits", [1, 2]))
+    references = np.stack([np.zeros((4, 4, 3)), np.ones((4, 4, 3))]).astype(np.float32)
+    termed = with_image_term(compiled, _squared_distance, references, -0.5)
+    assert len(termed.masks) == 2 and termed.multipliers.tolist() == [1.0, -0.5]
+    assert termed.structure_key() != compiled.structure_key()
+    images = tf.fill((2, 4, 4, 3), 2.0)
+    masks = [tf.constant(m) for m in termed.masks]
+    values = image_term_values(termed, images, masks, tf.constant(termed.multipliers))
+    np.testing.assert_allclose(values.numpy(), [-0.5 * 48 * 4.0, -0.5 * 48 * 1.0])
+    with pytest.raises(ValueError, match="one mask per combination"):
+        with_image_term(compiled, _squared_distance, references[:1], -1.0)

@@ -3,9 +3,12 @@ import pytest
 import tensorflow as tf
 
 from maco_tf.core.parameterization import (
+    GAIN_LOGIT,
+    SEED_MARGIN,
     FourierParameterization,
     MacoParameterization,
     PixelParameterization,
+    SeededSpectrumParameterization,
 )
 from maco_tf.core.spectrum import imagenet_magnitude
 
@@ -146,3 +149,29 @@ def test_phase_spread_sets_the_standardised_phase_spread():
 def test_phase_spread_must_be_positive(spread):
     with pytest.raises(ValueError, match="phase_spread"):
         MacoParameterization(imagenet_magnitude(16, 16), (16, 16, 3), (-1, 1), phase_spread=spread)
+@pytest.mark.parametrize(
+    ("shape", "values_range"), [((40, 40, 3), (-1, 1)), ((33, 45, 1), (0, 255))]
+)
+def test_seeded_spectrum_starts_at_its_seeds(shape, values_range):
+    """The first image is the seed (pixels at most the margin away), image ``i`` from seed ``i``."""
+    low, high = values_range
+    seeds = np.random.default_rng(0).uniform(low, high, (3, *shape)).astype(np.float32)
+    param = SeededSpectrumParameterization(seeds, values_range)
+    assert param.param_shape == (3, shape[2], shape[0], shape[1] // 2 + 1)
+    images = param.to_images(tf.constant(param.initial_params(seed=7, indices=[2, 0]))).numpy()
+    assert images.shape == (2, *shape)
+    margin = 1.01 * SEED_MARGIN * (high - low)
+    np.testing.assert_allclose(images, seeds[[2, 0]], atol=margin)
+
+
+def test_seeded_spectrum_trains_phase_and_gain_not_the_magnitude():
+    seeds = np.random.default_rng(1).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+    param = SeededSpectrumParameterization(seeds, (-1, 1))
+    params = tf.Variable(param.initial_params(0, [0]))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(param.to_images(params) * tf.constant(seeds))
+    grad = tape.gradient(loss, params).numpy()
+    assert np.abs(grad[:, 0]).max() > 0 and np.abs(grad[:, 1]).max() > 0
+    assert not np.any(grad[:, 2])
+    # the magnitude plane is the seed's spectrum magnitude (over the initial gain)
+    assert np.all(params.numpy()[:, 2] >= 0) and np.all(params.numpy()[:, 1] == GAIN_LOGIT)

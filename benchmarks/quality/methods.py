@@ -16,19 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Settings of the command line when ``maco_tf.RunConfig`` does not exist (yet).
-CLI_FALLBACK = {
-    "steps": 128,
-    "crops": 16,
-    "size": 320,
-    "box_size": (1.0, 0.3),
-    "whole_views": 4,
-    "noise": 0.04,
-}
+#: The drop-in's settings that differ from :class:`maco_tf.RunConfig`'s defaults (Xplique's).
+XPLIQUE_SETTINGS = {"box_size": None, "noise": 0.08, "whole_views": 0}
 
 
 def cli_defaults() -> dict:
-    """The command line's defaults: ``maco_tf.RunConfig``'s when it exists, else the CLI's.
+    """The command line's defaults, read from :class:`maco_tf.RunConfig`.
 
     Returns
     -------
@@ -38,36 +31,12 @@ def cli_defaults() -> dict:
     """
     import maco_tf
 
-    config = getattr(maco_tf, "RunConfig", None)
-    if config is not None:
-        defaults = config()
-        names = {
-            "steps": ("steps", "nb_steps"),
-            "crops": ("crops", "nb_crops"),
-            "size": ("size", "image_size"),
-            "box_size": ("box_size",),
-            "whole_views": ("whole_views",),
-            "noise": ("noise", "noise_intensity"),
-        }
-        found = {}
-        for key, candidates in names.items():
-            for name in candidates:
-                if hasattr(defaults, name):
-                    found[key] = getattr(defaults, name)
-                    break
-        if len(found) == len(names):
-            return {**found, "box_size": tuple(found["box_size"]), "source": "maco_tf.RunConfig"}
-    from maco_tf.cli import main as cli
-
-    return {
-        "steps": cli.DEFAULT_STEPS,
-        "crops": cli.DEFAULT_CROPS,
-        "size": cli.DEFAULT_SIZE,
-        "box_size": tuple(cli.DEFAULT_BOX_SIZE),
-        "whole_views": cli.DEFAULT_WHOLE_VIEWS,
-        "noise": cli.DEFAULT_NOISE,
-        "source": "maco_tf.cli.main DEFAULT_*",
-    }
+    defaults = maco_tf.RunConfig()
+    names = ("steps", "crops", "size", "box_size", "whole_views", "noise")
+    found = {name: getattr(defaults, name) for name in names}
+    size = found["size"]
+    found["size"] = size[0] if isinstance(size, (tuple, list)) else size
+    return {**found, "box_size": tuple(found["box_size"]), "source": "maco_tf.RunConfig"}
 
 
 @dataclass(frozen=True)
@@ -238,21 +207,22 @@ def run_dropin(setup: Setup, classes: list[int], steps: int, **overrides: object
 
     size = setup.xplique_size
     options = {
-        "nb_steps": steps,
-        "nb_crops": setup.xplique_crops,
+        "steps": steps,
+        "crops": setup.xplique_crops,
         "values_range": setup.loaded.values_range,
-        "custom_shape": (size, size),
+        "size": (size, size),
         "seed": setup.seed,
-        "image_ids": classes,
+        **XPLIQUE_SETTINGS,
         **overrides,
     }
-    method = options.pop("method", "maco")
     visualization, seconds = _timed(
-        lambda: maco_tf.visualize(_class_objective(setup.loaded, classes), method, **options)
+        lambda: maco_tf.visualize(
+            _class_objective(setup.loaded, classes), image_ids=classes, **options
+        )
     )
     settings = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool))}
     return Run(
-        _images_of(visualization), seconds, steps, {"nb_crops": options["nb_crops"], **settings}
+        _images_of(visualization), seconds, steps, {"crops": options["crops"], **settings}
     )
 
 
@@ -261,18 +231,12 @@ def _cli_run(method: str) -> Callable[[Setup, list[int], int], Run]:
         import maco_tf
 
         cli = setup.cli
-        start, end = cli["box_size"]
         visualization, seconds = _timed(
             lambda: maco_tf.visualize(
                 _class_objective(setup.loaded, classes),
-                method,
-                nb_steps=steps,
-                nb_crops=cli["crops"],
+                method=method,
+                steps=steps,
                 values_range=setup.loaded.values_range,
-                custom_shape=(cli["size"], cli["size"]),
-                box_size=np.linspace(start, end, steps, dtype=np.float32),
-                noise_intensity=cli["noise"],
-                whole_views=min(cli["whole_views"], cli["crops"]),
                 seed=setup.seed,
                 image_ids=classes,
             )

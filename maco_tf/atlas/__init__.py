@@ -1,4 +1,7 @@
-"""The atlas: many targets in one results folder and a static site.
+"""The atlas: one image per class in a results folder, and a static website to browse them.
 
-Runs are resumable and shardable; the site's templates live in ``site/``.
+``run`` (the ``maco-tf atlas`` command), ``shards`` (one results file per shard), ``examples``
+(example photos), ``craft`` (CRAFT concepts), ``site_data`` and ``site`` (the website; its HTML
+templates live in ``site/``). Runs are resumable and shardable. The atlas never imports the
+command line: :mod:`maco_tf.cli.parser` declares its flags.
 """

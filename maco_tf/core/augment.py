@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.core.seeds import CROP_SALT, NOISE_SALT, step_seeds
 from maco_tf.errors import InvalidSettingError
 
 Schedule = float | Callable[[int], float] | Sequence[float] | np.ndarray | None
@@ -80,7 +81,7 @@ def resolve_schedule(
         values = np.asarray(value, dtype=np.float32).reshape(-1)
         if values.shape[0] != nb_steps:
             raise InvalidSettingError(
-                f"{name} has {values.shape[0]} values but nb_steps={nb_steps}; give one per step"
+                f"{name} has {values.shape[0]} values but steps={nb_steps}; give one per step"
             )
     values = np.asarray(values, dtype=np.float32)
     if not np.all(np.isfinite(values)):
@@ -105,17 +106,10 @@ def noise_schedule(noise_intensity: Schedule, nb_steps: int) -> np.ndarray:
     def default(steps: int) -> np.ndarray:
         return np.logspace(0, -4, steps, dtype=np.float32)
 
-    values = resolve_schedule(noise_intensity, nb_steps, "noise_intensity", default)
+    values = resolve_schedule(noise_intensity, nb_steps, "noise", default)
     if np.any(values < 0):
-        raise InvalidSettingError("noise_intensity must be >= 0")
+        raise InvalidSettingError(f"noise must be >= 0; got values down to {values.min():g}")
     return values
-
-
-def step_seeds(image_seeds: tf.Tensor, step: tf.Tensor, salt: int) -> tf.Tensor:
-    """Stateless seeds ``(N, 2)`` for one random draw of one step, per image."""
-    step = tf.cast(step, tf.int64)
-    salted = step * 16 + salt
-    return tf.stack([image_seeds, tf.broadcast_to(salted, tf.shape(image_seeds))], axis=1)
 
 
 def _axis_sampling(
@@ -284,11 +278,12 @@ _INV_65536 = 1.0 / 65536.0
 def gaussian_plus_uniform(shape: tuple[int, ...], seed: tf.Tensor) -> tf.Tensor:
     """Standard normal plus uniform(-1/2, 1/2) noise, from one random 32-bit word per value.
 
-    The random bits are the cost of the noise on a CPU (Philox, about 3 ns a word), so each
-    word serves twice: its high 16 bits feed the Box-Muller transform (a pair of words gives
-    a radius and an angle, hence two normal values), its low 16 bits give the uniform part.
-    Sixteen bits are plenty for noise: the uniform part is quantised at 1/65536 of its width
-    and the normal part is exact up to 4.85 standard deviations (P(|z| > 4.85) ~ 1e-6).
+    Generating random bits is what the noise costs on a CPU, so each Philox word serves twice:
+    its high 16 bits feed the Box-Muller transform (a pair of words gives a radius and an
+    angle, hence two normal values), its low 16 bits give the uniform part. The uniform part
+    is quantised at 1/65536 of its width and the normal part is exact up to 4.85 standard
+    deviations (P(|z| > 4.85) ~ 1e-6). Returns float32 values of ``shape``, the same for the
+    same ``seed`` (a ``(2,)`` integer tensor).
     """
     size = int(np.prod(shape))
     pairs = (size + 1) // 2
@@ -362,9 +357,10 @@ def resize_matrix(size: int, out: int, iterations: int = 200) -> np.ndarray:
     ``tf.image.resize(..., antialias=True)`` do), then balanced (Sinkhorn iterations) so that
     every output is a weighted mean (rows sum to 1) *and* every source pixel carries the same
     total weight (columns sum to ``out / size``). A plain bilinear downscale samples some
-    pixels and skips others, and even a triangle filter covers pixels unevenly (about 4 %
-    at 320 -> 224, period 3.3 px); the views of the whole image recur at every step, so
-    their gradient would print that pattern into the accumulated transparency as a lattice.
+    pixels and skips others, and even a triangle filter covers pixels unevenly, in a periodic
+    pattern; the views of the whole image recur at every step, so their gradient would print
+    that pattern into the accumulated transparency as a lattice (docs/quality.md). Balancing
+    (``iterations`` rounds) applies only when downscaling.
     """
     scale = size / out
     width = max(scale, 1.0)
@@ -562,7 +558,7 @@ def random_crop_lanes(
             parts.append(tf.reshape(lane, (nb_images * (last - first), *view_shape)))
     noises: list[list[tf.Tensor]] = [[] for _ in spans]
     for j in range(nb_images):
-        seeds = step_seeds(image_seeds[j : j + 1], step, 1)[0]
+        seeds = step_seeds(image_seeds[j : j + 1], step, NOISE_SALT)[0]
         if pool is None:
             noise = gaussian_plus_uniform((views, *view_shape), seeds)
         else:
@@ -591,7 +587,7 @@ def _crop_geometry(
     """
     boxes, shifts = [], []
     for j in range(nb_images):
-        seeds = step_seeds(image_seeds[j : j + 1], step, 0)[0]
+        seeds = step_seeds(image_seeds[j : j + 1], step, CROP_SALT)[0]
         draws = tf.random.stateless_normal((3, nb_crops), seed=seeds, alg="philox")
         center_y = 0.5 + draws[0] * CENTER_STD
         center_x = 0.5 + draws[1] * CENTER_STD

@@ -19,6 +19,36 @@ import numpy as np
 import tensorflow as tf
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+#: ``(features of all views, nb_images, nb_views) -> scalar``.
+BatchFn = Callable[[tf.Tensor, int, int], tf.Tensor]
+
+
+@dataclass(frozen=True)
+class BatchTerm:
+    """A term of the objective computed on a whole batch: it couples the batch's images.
+
+    Attributes
+    ----------
+    name
+        What the term is, for messages (``"diversity"``).
+    output
+        Symbolic output of the layer the term reads.
+    func
+        ``func(features, nb_images, nb_views)``: a scalar from the features
+        ``(nb_images * nb_views, ...)`` of every view of the batch.
+    weight
+        Factor of the term; it is added ``weight * nb_images * func(...)`` to the batch's
+        summed objective, i.e. ``weight * func(...)`` per image.
+    """
+
+    name: str
+    output: object
+    func: BatchFn
+    weight: float
+
+    def key(self) -> tuple:
+        """Hashable description of what the traced term computes."""
+        return (self.name, id(self.output), callable_key(self.func), float(self.weight))
 
 
 @dataclass(frozen=True)
@@ -34,15 +64,19 @@ class CompiledObjective:
     funcs
         Loss of each sub-objective: ``func(layer_output, mask) -> per-sample values or scalar``.
     masks
-        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``.
+        For each sub-objective, the masks of all combinations: ``(n_combinations, *mask_shape)``;
+        those of the model terms (``funcs``), then those of the image terms (``image_funcs``).
     multipliers
-        One factor per sub-objective, ``(n_sub,)``.
+        One factor per sub-objective, model terms then image terms.
     names
         Name of each combination.
-    diversity_output
-        Symbolic output of the layer whose features the diversity term spreads apart, or None.
-    diversity_weight
-        Weight of the diversity term (0: none; images stay independent of each other).
+    batch_terms
+        Terms computed on a whole batch (e.g. diversity), added to the batch's objective;
+        none: every image is optimised independently of the others.
+    image_funcs
+        Terms scored on the optimised images themselves (before crops and noise), e.g. a
+        distance to a reference image: ``func(images, mask) -> (n,)`` for images
+        ``(n, H, W, C)`` and their masks ``(n, *mask_shape)``.
     """
 
     model: object
@@ -51,8 +85,8 @@ class CompiledObjective:
     masks: tuple[np.ndarray, ...]
     multipliers: np.ndarray
     names: tuple[str, ...]
-    diversity_output: object = None
-    diversity_weight: float = 0.0
+    batch_terms: tuple[BatchTerm, ...] = ()
+    image_funcs: tuple[LossFn, ...] = ()
 
     @property
     def nb_combinations(self) -> int:
@@ -65,15 +99,14 @@ class CompiledObjective:
             tuple(id(output) for output in self.outputs),
             tuple(callable_key(func) for func in self.funcs),
             tuple(mask.shape[1:] for mask in self.masks),
-            id(self.diversity_output) if self.diversity_weight else None,
-            float(self.diversity_weight),
+            tuple(term.key() for term in self.batch_terms),
+            tuple(callable_key(func) for func in self.image_funcs),
         )
 
     @property
     def feature_outputs(self) -> list:
-        """Outputs the model must produce: the losses' layers, then the diversity layer."""
-        extra = [self.diversity_output] if self.diversity_weight else []
-        return [*self.outputs, *extra]
+        """Outputs the model must produce: the losses' layers, then the batch terms' layers."""
+        return [*self.outputs, *(term.output for term in self.batch_terms)]
 
 
 def repeat(compiled: CompiledObjective, copies: int) -> CompiledObjective:
@@ -88,17 +121,64 @@ def repeat(compiled: CompiledObjective, copies: int) -> CompiledObjective:
     return dataclasses.replace(compiled, masks=masks, names=names)
 
 
-def with_diversity(
-    compiled: CompiledObjective, layer_output: object, weight: float
+def batch_terms_value(
+    compiled: CompiledObjective, outputs: Sequence[tf.Tensor], nb_images: int, nb_views: int
+) -> tf.Tensor:
+    """Sum of the objective's batch terms on one batch (0 when it has none).
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    outputs
+        The batch terms' layer outputs for all views, in ``compiled.batch_terms`` order.
+    nb_images, nb_views
+        Images in the batch and views per image.
+
+    Returns
+    -------
+    value
+        Scalar float32: ``sum_k weight_k * nb_images * func_k(outputs[k], ...)``.
+    """
+    total = tf.constant(0.0)
+    for term, output in zip(compiled.batch_terms, outputs, strict=True):
+        total += term.weight * nb_images * term.func(output, nb_images, nb_views)
+    return total
+
+
+def with_image_term(
+    compiled: CompiledObjective, func: LossFn, masks: np.ndarray, multiplier: float
 ) -> CompiledObjective:
-    """Add a batch diversity term on ``layer_output`` (a spatial layer, (B, H, W, C))."""
-    if len(layer_output.shape) != 4:
+    """Add a term scored on the optimised images: ``multiplier * func(images, mask)``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    func
+        ``func(images, mask) -> (n,)``: images ``(n, H, W, C)`` in the model's value range,
+        before crops and noise.
+    masks
+        ``(n_combinations, *mask_shape)``: what ``func`` compares each image with.
+    multiplier
+        Factor of the term (negative for a penalty).
+
+    Returns
+    -------
+    compiled
+        A copy with the term appended.
+    """
+    masks = np.asarray(masks, dtype=np.float32)
+    if masks.shape[0] != compiled.nb_combinations:
         raise ValueError(
-            f"the diversity layer must be spatial (batch, height, width, channels); its "
-            f"output has shape {tuple(layer_output.shape)}"
+            f"an image term needs one mask per combination ({compiled.nb_combinations}); "
+            f"got {masks.shape[0]}"
         )
     return dataclasses.replace(
-        compiled, diversity_output=layer_output, diversity_weight=float(weight)
+        compiled,
+        masks=(*compiled.masks, masks),
+        multipliers=np.append(compiled.multipliers, np.float32(multiplier)).astype(np.float32),
+        image_funcs=(*compiled.image_funcs, func),
     )
 
 
@@ -247,9 +327,10 @@ def per_image_losses(
     outputs
         Layer outputs for all crops, one tensor ``(nb_images * nb_views, ...)`` per sub-objective.
     masks
-        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective.
+        Masks of the images in this batch, ``(nb_images, *mask_shape)`` per sub-objective
+        (those of the image terms, if any, are ignored).
     multipliers
-        ``(n_sub,)`` factors.
+        Factors of the sub-objectives (model terms first).
     nb_images, nb_views
         Images in the batch and crops per image.
 
@@ -259,9 +340,41 @@ def per_image_losses(
         ``(nb_images,)`` float32.
     """
     total = tf.zeros((nb_images,), tf.float32)
+    masks = masks[: len(compiled.funcs)]
     for i, (func, output, mask) in enumerate(zip(compiled.funcs, outputs, masks, strict=True)):
         output = tf.cast(output, tf.float32)
         mask = tf.repeat(tf.cast(mask, tf.float32), nb_views, axis=0)
         values = tf.reshape(_per_crop(func, output, mask), (nb_images, nb_views))
         total += multipliers[i] * tf.reduce_mean(values, axis=1)
+    return total
+
+
+def image_term_values(
+    compiled: CompiledObjective,
+    images: tf.Tensor,
+    masks: Sequence[tf.Tensor],
+    multipliers: tf.Tensor,
+) -> tf.Tensor:
+    """Value of the image terms of each image: ``sum_j multiplier_j * image_func_j(images)``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    images
+        ``(n, H, W, C)`` optimised images, before crops and noise.
+    masks, multipliers
+        As for :func:`per_image_losses`, all sub-objectives (the image terms' follow the
+        model terms').
+
+    Returns
+    -------
+    values
+        ``(n,)`` float32 (zeros without image terms).
+    """
+    first = len(compiled.funcs)
+    total = tf.zeros((tf.shape(images)[0],), tf.float32)
+    for j, func in enumerate(compiled.image_funcs):
+        mask = tf.cast(masks[first + j], tf.float32)
+        total += multipliers[first + j] * tf.cast(func(images, mask), tf.float32)
     return total

@@ -8,6 +8,8 @@ that an image never depends on which other images share its batch.
 * :class:`FourierParameterization` -- Olah et al. (2017): a trainable complex spectrum scaled by
   ``1 / f ** decay_power``.
 * :class:`PixelParameterization` -- plain pixels through a sigmoid (the naive baseline).
+* :class:`SeededSpectrumParameterization` -- feature accentuation (Hamblin et al., 2024): the
+  seed image's own magnitude and phase, the phase trainable.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from maco_tf.core.color import recorrelate
+from maco_tf.core.color import COLOR_CORRELATION, recorrelate
+from maco_tf.core.seeds import start_generator
 from maco_tf.core.spectrum import spectrum_shape
 
 _EPS = 1e-5
@@ -70,11 +73,6 @@ def _polar_spectrum(
         return (cos * tf.math.imag(upstream) - sin * tf.math.real(upstream)) * magnitude, None
 
     return spectrum, grad
-
-
-def image_seed(seed: int, index: int) -> np.random.Generator:
-    """Random generator of image ``index`` for a run seeded with ``seed``."""
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
 
 
 class Parameterization(ABC):
@@ -191,7 +189,7 @@ class MacoParameterization(Parameterization):
         """Gaussian phases of spread ``phase_spread``, one generator per image index."""
         return np.stack(
             [
-                image_seed(seed, i).normal(scale=self.phase_spread, size=self.param_shape)
+                start_generator(seed, i).normal(scale=self.phase_spread, size=self.param_shape)
                 for i in indices
             ]
         ).astype(np.float32)
@@ -273,7 +271,10 @@ class FourierParameterization(Parameterization):
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
         """Small Gaussian spectra, one generator per image index."""
         return np.stack(
-            [image_seed(seed, i).normal(scale=self.std, size=self.param_shape) for i in indices]
+            [
+                start_generator(seed, i).normal(scale=self.std, size=self.param_shape)
+                for i in indices
+            ]
         ).astype(np.float32)
 
     def cache_key(self) -> tuple:
@@ -319,7 +320,10 @@ class PixelParameterization(Parameterization):
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
         """Small Gaussian pixels, one generator per image index."""
         return np.stack(
-            [image_seed(seed, i).normal(scale=self.std, size=self.param_shape) for i in indices]
+            [
+                start_generator(seed, i).normal(scale=self.std, size=self.param_shape)
+                for i in indices
+            ]
         ).astype(np.float32)
 
     def spatial(self, params: tf.Tensor) -> tf.Tensor:
@@ -330,3 +334,77 @@ class PixelParameterization(Parameterization):
         """Sigmoid of the pixels, rescaled to ``values_range`` (no colour mixing)."""
         low, high = self.values_range
         return tf.nn.sigmoid(params) * (high - low) + low
+
+
+#: Distance of the seed's pixels from the ends of the value range before the inverse sigmoid
+#: (fraction of the range): a pixel at the very end of the range has no finite pre-image.
+SEED_MARGIN = 1e-3
+#: Initial logit of the trainable magnitude gain (``sigmoid(5) = 0.993``, as Faccent).
+GAIN_LOGIT = 5.0
+
+
+class SeededSpectrumParameterization(Parameterization):
+    """Feature accentuation: a seed image's own spectrum, its phase trainable.
+
+    As in Faccent (Hamblin et al., 2024), the seed is taken to the synthesis basis (inverse
+    sigmoid, decorrelated colours) and Fourier transformed; the image is then
+    ``irfft(m * sigmoid(a) * exp(i phase))``, colour mixed (RGB) and squashed into
+    ``values_range``, where the magnitude ``m`` is the seed's and stays fixed, the phase
+    starts as the seed's and trains, and so does the gain logit ``a``: the magnitude can only
+    shrink, frequency by frequency. No standardisation, so the first image *is* the seed
+    (pixels within ``SEED_MARGIN`` of the range's ends moved to that margin).
+
+    The parameters of one image are three planes ``(3, C, H, W // 2 + 1)``: phase, gain logit
+    and the seed's magnitude, the last behind a stopped gradient (the optimizer never moves
+    it). Keeping the magnitude there rather than in a buffer gives each image its own.
+
+    Parameters
+    ----------
+    seeds
+        ``(N, H, W, C)`` seed images in ``values_range``; initial parameters of index ``i`` are
+        those of ``seeds[i]``.
+    values_range
+        ``(low, high)`` range of the model's inputs.
+    """
+
+    name = "accentuation"
+
+    def __init__(self, seeds: np.ndarray, values_range: tuple[float, float]):
+        seeds = np.asarray(seeds, dtype=np.float32)
+        if seeds.ndim != 4:
+            raise ValueError(f"seeds must be (N, H, W, C); got shape {seeds.shape}")
+        super().__init__(seeds.shape[1:], values_range)
+        self.seeds = seeds
+        self._bound = {}
+
+    @property
+    def param_shape(self) -> tuple[int, ...]:
+        """``(3, C, H, W // 2 + 1)``: phase, gain logit, fixed magnitude."""
+        height, width, channels = self.image_shape
+        return (3, channels, *spectrum_shape(height, width))
+
+    def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
+        """Parameters of ``seeds[indices]`` (the run seed is not used: the start is the seed)."""
+        return self.seed_params(self.seeds[np.asarray(indices, dtype=np.int64)])
+
+    def seed_params(self, images: np.ndarray) -> np.ndarray:
+        """Parameters ``(n, *param_shape)`` whose synthesis gives ``images`` (up to the margin)."""
+        low, high = self.values_range
+        unit = np.clip((np.asarray(images, np.float64) - low) / (high - low), 0.0, 1.0)
+        unit = unit * (1.0 - 2.0 * SEED_MARGIN) + SEED_MARGIN
+        logits = np.log(unit) - np.log1p(-unit)
+        if self.channels == 3:
+            logits = logits @ np.linalg.inv(COLOR_CORRELATION.astype(np.float64))
+        spectra = np.fft.rfft2(np.moveaxis(logits, -1, 1), axes=(-2, -1))
+        gain = 1.0 / (1.0 + np.exp(-GAIN_LOGIT))
+        planes = [np.angle(spectra), np.full(spectra.shape, GAIN_LOGIT), np.abs(spectra) / gain]
+        return np.stack(planes, axis=1).astype(np.float32)
+
+    def spatial(self, params: tf.Tensor) -> tf.Tensor:
+        """Inverse FFT of the gained seed magnitude with the trained phase, ``(N, H, W, C)``."""
+        height, width, _ = self.image_shape
+        phase = params[:, 0]
+        magnitude = tf.stop_gradient(params[:, 2]) * tf.nn.sigmoid(params[:, 1])
+        spectrum = tf.complex(tf.cos(phase) * magnitude, tf.sin(phase) * magnitude)
+        images = tf.signal.irfft2d(spectrum, fft_length=[height, width])
+        return tf.transpose(images, [0, 2, 3, 1])

@@ -50,13 +50,16 @@ from typing import TYPE_CHECKING
 import keras
 import numpy as np
 
+from maco_tf.checks import check_values_range
 from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
 from maco_tf.models.layers import (
     PATH_SEPARATOR,
-    _input_in_graph,
-    _is_model,
     find_layer,
+    input_in_graph,
+    is_model,
+    is_softmax_layer,
     layer_output,
+    model_input_size,
 )
 from maco_tf.models.zoo.photos import natural_photos
 
@@ -123,15 +126,15 @@ def default_judge() -> LoadedModel:
 
 def _reference_photos(model: ModelLike) -> np.ndarray:
     """The natural reference photos, square at the side of the model's input."""
-    keras_model, _, _ = _unwrap_model(model)
-    height, width, _ = _input_shape(keras_model)
+    keras_model, _, _ = unwrap_model(model)
+    height, width, _ = model_input_size(keras_model)
     return natural_photos(max(height, width))
 
 
 # ------------------------------------------------------------------------------ inputs
 
 
-def _unwrap_model(model: ModelLike) -> tuple[keras.Model, tuple[float, float] | None, str | None]:
+def unwrap_model(model: ModelLike) -> tuple[keras.Model, tuple[float, float] | None, str | None]:
     """The Keras model, its declared input range and logits layer (from a LoadedModel)."""
     if isinstance(model, keras.Model):
         return model, None, None
@@ -150,32 +153,7 @@ def _model_name(model: ModelLike) -> str:
     return str(name) if name else type(model).__name__
 
 
-def _input_shape(model: keras.Model) -> tuple[int, int, int]:
-    try:
-        shape = tuple(model.inputs[0].shape)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        shape = ()
-    if len(shape) != 4 or any(dim is None for dim in shape[1:]):
-        raise IncompatibleModelError(
-            f"model {model.name!r} has input shape {shape or 'unknown'}; the metrics need a "
-            f"single image input of fixed size (batch, height, width, channels)"
-        )
-    return int(shape[1]), int(shape[2]), int(shape[3])
-
-
-def _check_range(values_range: Sequence[float], what: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in values_range)
-    except (TypeError, ValueError) as exc:
-        raise MetricInputError(
-            f"{what} must be two numbers (low, high), e.g. (0, 255); got {values_range!r}"
-        ) from exc
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise MetricInputError(f"{what} must be finite with low < high; got {values_range!r}")
-    return low, high
-
-
-def _as_images(
+def as_images(
     images: ImagesLike, what: str, values_range: Sequence[float] | None
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
     """Array ``(N, H, W, C)`` float32 and its range (given, or the Visualization's)."""
@@ -199,12 +177,12 @@ def _as_images(
         raise MetricInputError(f"{what} has images of size 0 (shape {array.shape})")
     if not np.all(np.isfinite(array)):
         raise MetricInputError(f"{what} contains NaN or infinite values")
-    checked = _check_range(values_range, "values_range") if values_range is not None else None
+    checked = check_values_range(values_range, "values_range") if values_range is not None else None
     return array, checked
 
 
-def _check_channels(images: np.ndarray, what: str, model: keras.Model) -> None:
-    channels = _input_shape(model)[2]
+def check_channels(images: np.ndarray, what: str, model: keras.Model) -> None:
+    channels = model_input_size(model)[2]
     if images.shape[-1] != channels:
         raise MetricInputError(
             f"{what} have {images.shape[-1]} channel(s) but model {model.name!r} takes "
@@ -212,14 +190,14 @@ def _check_channels(images: np.ndarray, what: str, model: keras.Model) -> None:
         )
 
 
-def _prepare(
+def prepare_batch(
     images: np.ndarray,
     model: keras.Model,
     values_range: tuple[float, float] | None,
     model_range: tuple[float, float] | None,
 ) -> np.ndarray:
     """Map ``values_range`` to ``model_range`` and resize to the model input (one batch)."""
-    height, width, _ = _input_shape(model)
+    height, width, _ = model_input_size(model)
     if values_range is not None and model_range is not None and values_range != model_range:
         low, high = values_range
         model_low, model_high = model_range
@@ -238,7 +216,7 @@ def _ranges(
     model_range: Sequence[float] | None,
 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
     """Resolve (images range, model range): unknown ranges default to each other."""
-    target = _check_range(model_range, "model_range") if model_range is not None else declared
+    target = check_values_range(model_range, "model_range") if model_range is not None else declared
     source = values_range if values_range is not None else target
     return source, target if target is not None else source
 
@@ -255,7 +233,7 @@ def _run_batches(
         raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
     outputs = []
     for start in range(0, images.shape[0], batch_size):
-        batch = _prepare(images[start : start + batch_size], model, *ranges)
+        batch = prepare_batch(images[start : start + batch_size], model, *ranges)
         outputs.append(keras.ops.convert_to_numpy(function(batch)))
     return np.concatenate(outputs, axis=0)
 
@@ -278,15 +256,6 @@ def _check_classes(target_classes: int | Sequence[int], count: int) -> np.ndarra
 
 
 # ---------------------------------------------------------------------------- features
-
-
-def _is_softmax(layer: keras.layers.Layer) -> bool:
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    activation = getattr(layer, "activation", None)
-    return type(layer) is keras.layers.Activation and getattr(activation, "__name__", "") == (
-        "softmax"
-    )
 
 
 def _layer_input(model: keras.Model, layer: keras.layers.Layer) -> object:
@@ -323,14 +292,14 @@ def _penultimate(model: keras.Model, logits_layer: str | None) -> tuple[object, 
             chain = []
     last = chain[0] if chain else model.layers[-1]
     inner_logits = PATH_SEPARATOR.join(layer.name for layer in chain[1:]) or None
-    if not chain and _is_softmax(last):
+    if not chain and is_softmax_layer(last):
         history = getattr(_layer_input(model, last), "_keras_history", None)
         if history is not None:
             last = history[0]
-    if _is_model(last) and (inner_logits is not None or not chain):
+    if is_model(last) and (inner_logits is not None or not chain):
         inner_tensor, inner_name = _penultimate(last, inner_logits)
         sub_model = keras.Model(last.inputs[0], inner_tensor)
-        return sub_model(_input_in_graph(model, last)), f"{last.name}{PATH_SEPARATOR}{inner_name}"
+        return sub_model(input_in_graph(model, last)), f"{last.name}{PATH_SEPARATOR}{inner_name}"
     tensor = _layer_input(model, last)
     history = getattr(tensor, "_keras_history", None)
     name = history[0].name if history is not None else f"input of {last.name}"
@@ -392,9 +361,9 @@ class FeatureExtractor:
         features
             ``(N, D)`` float64.
         """
-        array, source = _as_images(images, "images", values_range)
+        array, source = as_images(images, "images", values_range)
         source, target = _ranges(self.model_range, source, None)
-        _check_channels(array, "images", self.model)
+        check_channels(array, "images", self.model)
         features = _run_batches(
             lambda x: self._features(x, training=False),
             array,
@@ -442,9 +411,9 @@ def feature_extractor(
         For a model without a fixed-size image input, or whose penultimate layer cannot be
         found (name ``layer`` then).
     """
-    keras_model, declared, logits_layer = _unwrap_model(model)
-    _input_shape(keras_model)
-    target = _check_range(model_range, "model_range") if model_range is not None else declared
+    keras_model, declared, logits_layer = unwrap_model(model)
+    model_input_size(keras_model)
+    target = check_values_range(model_range, "model_range") if model_range is not None else declared
     if layer is None:
         tensor, name = _penultimate(keras_model, logits_layer)
     else:
@@ -567,11 +536,11 @@ def plausibility(
     scores
         ``(N,)``; higher is more plausible (cosine: at most 1).
     """
-    array, source = _as_images(images, "images", values_range)
+    array, source = as_images(images, "images", values_range)
     model = default_judge() if model is None else model
     if reference_images is None:
         reference_images, reference_values_range = _reference_photos(model), _PHOTO_RANGE
-    refs, ref_source = _as_images(reference_images, "reference_images", reference_values_range)
+    refs, ref_source = as_images(reference_images, "reference_images", reference_values_range)
     if array.shape[-1] != refs.shape[-1]:
         raise MetricInputError(
             f"images have {array.shape[-1]} channel(s) but reference_images have {refs.shape[-1]}"
@@ -758,11 +727,11 @@ def fid(
     distance
         A float >= 0 (0 for identical sets); lower is closer.
     """
-    a, source_a = _as_images(images_a, "images_a", values_range)
+    a, source_a = as_images(images_a, "images_a", values_range)
     model = default_judge() if model is None else model
     if images_b is None:
         images_b, values_range_b = _reference_photos(model), _PHOTO_RANGE
-    b, source_b = _as_images(images_b, "images_b", values_range_b)
+    b, source_b = as_images(images_b, "images_b", values_range_b)
     if a.shape[-1] != b.shape[-1]:
         raise MetricInputError(
             f"images_a have {a.shape[-1]} channel(s) but images_b have {b.shape[-1]}"
@@ -863,9 +832,9 @@ def _recognition(
     from_logits: bool,
     batch_size: int,
 ) -> RecognitionScores:
-    keras_model, declared, _ = _unwrap_model(model)
+    keras_model, declared, _ = unwrap_model(model)
     source, target = _ranges(declared, source, model_range)
-    _check_channels(images, "images", keras_model)
+    check_channels(images, "images", keras_model)
     scores = _run_batches(
         lambda x: keras_model(x, training=False), images, keras_model, (source, target), batch_size
     )
@@ -941,7 +910,7 @@ def self_recognition(
         A :class:`RecognitionScores`: ``top1_rate``, ``mean_rank`` (1-based),
         ``mean_probability`` and their per-image arrays.
     """
-    array, source = _as_images(images, "images", values_range)
+    array, source = as_images(images, "images", values_range)
     targets = _check_classes(target_classes, array.shape[0])
     return _recognition(
         array, source, targets, model, _model_name(model), model_range, from_logits, batch_size
@@ -986,7 +955,7 @@ def transferability(
         ``{model name: RecognitionScores}`` in the given order (names made unique with
         ``_2``, ``_3``... when models share one).
     """
-    array, source = _as_images(images, "images", values_range)
+    array, source = as_images(images, "images", values_range)
     targets = _check_classes(target_classes, array.shape[0])
     if models is None:
         models = default_judge()

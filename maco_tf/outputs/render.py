@@ -7,12 +7,13 @@ gradient mattered little during the optimisation fade out.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from maco_tf.files import write_atomically
 
 
 def to_uint8(image: np.ndarray, values_range: Sequence[float] = (-1, 1)) -> np.ndarray:
@@ -114,21 +115,13 @@ def save_png(path: str | os.PathLike, array: np.ndarray) -> Path:
         The written path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"save_png expects uint8 pixels, got {array.dtype}; use to_uint8 first")
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            Image.fromarray(array).save(handle, format="PNG")
-        os.chmod(tmp, 0o644)  # mkstemp creates private files; a PNG is for everyone to open
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    image = Image.fromarray(array)
+    write_atomically(path, lambda handle: image.save(handle, format="PNG"))
     return path
 
 

@@ -2,6 +2,7 @@
 
 from maco_tf.models.zoo.checkpoint import (
     CheckpointError,
+    CheckpointLimits,
     UnsafeCheckpointError,
     load_torch_state_dict,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "load_efficientnet_lite",
     "AmbiguousClassError",
     "CheckpointError",
+    "CheckpointLimits",
     "ClassIndexError",
     "ImageNetClassError",
     "ImageNetClasses",

@@ -28,7 +28,6 @@ import importlib.resources
 import math
 import os
 import string
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import keras
 import numpy as np
 
 from maco_tf.errors import MacoError
+from maco_tf.files import write_atomically
 from maco_tf.models.zoo.checkpoint import CheckpointError, load_torch_state_dict
 
 __all__ = [
@@ -431,24 +431,19 @@ def convert_efficientnet_lite_state_dict(
 def convert_efficientnet_lite0_state_dict(
     state: Mapping[str, np.ndarray], spec: ModelSpec = EFFICIENTNET_LITE0_SPEC
 ) -> dict[str, list[np.ndarray]]:
-    """Map the PyTorch EfficientNet-Lite0 state dict onto Keras layer weights.
+    """:func:`convert_efficientnet_lite_state_dict` for EfficientNet-Lite0 (same contract).
 
     Parameters
     ----------
     state
-        Tensor name to array (see :func:`convert_efficientnet_lite_state_dict`).
+        Tensor name to array.
     spec
         Model spec (gives the name of the logits layer).
 
     Returns
     -------
     dict[str, list[numpy.ndarray]]
-        Keras layer name to the list accepted by ``layer.set_weights``.
-
-    Raises
-    ------
-    CheckpointError
-        A tensor is missing or left unused (the checkpoint is not EfficientNet-Lite0).
+        Keras layer name to weights; raises ``CheckpointError`` when the state is not Lite0's.
     """
     return convert_efficientnet_lite_state_dict(state, _LITE0, spec)
 
@@ -557,20 +552,10 @@ def _read_cache(path: Path, tag: str) -> dict[str, list[np.ndarray]] | None:
 
 
 def _write_cache(path: Path, weights: Mapping[str, list[np.ndarray]], tag: str) -> None:
-    """Write the cache atomically: temp file in the same directory, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the cache atomically (:func:`maco_tf.files.write_atomically`)."""
     arrays = {f"{name}/{i}": v for name, values in weights.items() for i, v in enumerate(values)}
     arrays[_CACHE_META_KEY] = np.array(tag)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def cache_path(cache_dir: str | os.PathLike[str] | None = None, name: str = _LITE0) -> Path:

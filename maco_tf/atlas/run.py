@@ -1,0 +1,192 @@
+"""``maco-tf atlas``: one feature visualization per class, and a static website to browse them.
+
+Usage::
+
+    maco-tf atlas                                   # all 1000 ImageNet classes, EfficientNet-Lite0
+    maco-tf atlas --classes espresso,goldfish,1     # some classes
+    maco-tf atlas --shard 0/4 --out atlas &         # four processes (or machines) share the
+    maco-tf atlas --shard 1/4 --out atlas & ...     # work and the folder
+    maco-tf atlas --out atlas --build-only          # (re)build the website from what is done
+    maco-tf atlas --examples photos/ --classes espresso   # class pages show photos/espresso/*
+
+The optimisation is ``maco-tf visualize``'s (same flags, same defaults, same files): classes are
+optimised ``--batch-size`` at a time in one compiled loop, and after each chunk their PNGs are
+written and the results file is rewritten atomically, so an interrupted run loses no finished
+class and a re-run skips them. ``--shard I/N`` renders the classes at positions ``p`` with
+``p % N == I`` and records them in its own results file (:mod:`maco_tf.atlas.shards`).
+
+With ``--examples DIR`` (:mod:`maco_tf.atlas.examples`), each class page shows the examples and,
+unless ``--concepts 0``, the CRAFT concepts of the class (:mod:`maco_tf.atlas.craft`).
+
+The website (:mod:`maco_tf.atlas.site`: ``index.html``, ``classes/<slug>.html``, ``thumbs/``,
+``examples/``, ``assets/``) is written into ``--out`` after the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from maco_tf.atlas.craft import run_concept_phase
+from maco_tf.atlas.examples import copy_all_examples, match_example_folders, report_unmatched
+from maco_tf.atlas.shards import finished, open_shard, results_name
+from maco_tf.atlas.site import SiteSummary, build_site
+from maco_tf.atlas.site_data import collect
+from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
+from maco_tf.models.layers import find_layer
+from maco_tf.models.loading import LoadedModel
+from maco_tf.runs import settings as run_settings
+from maco_tf.runs.plans import Plan, plan_classes
+from maco_tf.runs.results import Results
+from maco_tf.runs.running import RunInterruptedError, Say, run_pending, sayer
+from maco_tf.runs.startup import agreed_pending, load_model, set_up_distribution, writable
+
+__all__ = ["run_atlas"]
+
+
+def _all_classes(loaded: LoadedModel) -> str:
+    """``"0,1,...,K-1"`` for the K classes of the model (its named classes, or logit units)."""
+    if loaded.class_names is not None:
+        count = len(loaded.class_names)
+    else:
+        if loaded.logits_layer is None:
+            raise MacoError(f"model {loaded.name!r} has no known logits layer; give --classes")
+        shape = find_layer(loaded.model, loaded.logits_layer)[-1].output.shape
+        count = int(shape[-1])
+    return ",".join(str(i) for i in range(count))
+
+
+def _class_plan(args: argparse.Namespace, loaded: LoadedModel) -> Plan:
+    """The classes of ``--classes`` (default all), planned as ``maco-tf visualize`` does."""
+    spec = args.classes if args.classes is not None else _all_classes(loaded)
+    return plan_classes(loaded, spec)
+
+
+def _shard_positions(count: int, shard: tuple[int, int]) -> list[int]:
+    index, total = shard
+    return [p for p in range(count) if p % total == index]
+
+
+def _build(out: Path, settings: dict | None, say: Say) -> SiteSummary:
+    summary = build_site(out, settings)
+    for note in summary.notes:
+        print(f"maco-tf: note: {note}", file=sys.stderr)
+    say(f"website: {summary.index} ({summary.classes} classes)")
+    return summary
+
+
+def _build_only(args: argparse.Namespace, out: Path, say: Say) -> int:
+    """``--build-only``: copy ``--examples`` if given, then (re)build the website."""
+    if args.examples:
+        site, _ = collect(out, None)
+        classes = [(r["slug"], int(r["index"]), r["name"]) for r in site.classes]
+        folders, unmatched = match_example_folders(Path(args.examples), classes)
+        report_unmatched(unmatched)
+        copy_all_examples(out, folders, say)
+    _build(out, None, say)
+    return 0
+
+
+def _shard_done(out: Path, own: Results, plan: Plan, positions: Sequence[int]) -> int:
+    merged = finished(out, own)
+    return sum(merged.is_done(plan.targets[p]) for p in positions)
+
+
+def run_atlas(args: argparse.Namespace) -> int:
+    """Run ``maco-tf atlas``: render the shard's missing classes, then build the website.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments of the ``atlas`` command (see :mod:`maco_tf.cli.parser`).
+
+    Returns
+    -------
+    code
+        0 when done.
+
+    Raises
+    ------
+    MacoError
+        For user mistakes (exit code 2 in ``maco-tf``).
+    RunInterruptedError
+        On Ctrl-C, after the finished classes are saved (exit code 130 in ``maco-tf``).
+    """
+    started = time.perf_counter()
+    out = Path(args.out)
+    say = sayer(args.quiet)
+    OutputFolder(out).check_writable()
+    if args.build_only:
+        return _build_only(args, out, say)
+
+    distribution = set_up_distribution(args, say)
+    loaded = load_model(args, distribution, say)
+    plan = _class_plan(args, loaded)
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
+        return _run_shard(args, folder, loaded, plan, distribution.is_chief, say, started)
+
+
+def _example_sources(
+    args: argparse.Namespace, out: Path, plan: Plan, positions: Sequence[int], say: Say
+) -> dict[str, list[Path]]:
+    """Copy the ``--examples`` of the shard's classes into the site; readable photos by slug."""
+    targets = [plan.targets[p] for p in positions]
+    classes = [(target.slug, target.index, target.name) for target in targets]
+    folders, unmatched = match_example_folders(Path(args.examples), classes)
+    report_unmatched(unmatched)
+    return copy_all_examples(out, folders, say)
+
+
+def _run_shard(
+    args: argparse.Namespace,
+    out: Path,
+    loaded: LoadedModel,
+    plan: Plan,
+    is_chief: bool,
+    say: Say,
+    started: float,
+) -> int:
+    """Render the shard's missing classes into ``out``; on the chief, also concepts and site."""
+    positions = _shard_positions(len(plan.targets), args.shard)
+    settings = run_settings.run_settings(run_settings.config(args), loaded)
+    own = open_shard(out, results_name(args.shard), settings, args.overwrite)
+    done = finished(out, own)
+    pending = [p for p in positions if not done.is_done(plan.targets[p])]
+    batch_size = run_settings.batch_size(args)
+    pending = agreed_pending(args, settings, plan, pending, batch_size, args.shard)
+    index, count = args.shard
+    say(
+        f"shard {index}/{count}: {len(positions)} of {len(plan.targets)} classes, "
+        f"{len(positions) - len(pending)} already done; results in {own.path}"
+    )
+    sources: dict[str, list[Path]] = {}
+    if args.examples and is_chief:
+        sources = _example_sources(args, out, plan, positions, say)
+    try:
+        run = run_pending(args, loaded, plan, pending, own, batch_size, say, started)
+        run.update(shard=f"{index}/{count}", skipped=len(positions) - len(pending), concepts=0)
+        if sources and args.concepts:
+            # Concepts are the chief's alone (CRAFT runs on its examples), on one device.
+            merged = finished(out, own)
+            run["concepts"] = run_concept_phase(
+                args, loaded, plan, positions, sources, own, merged, say
+            )
+    except (RunInterruptedError, KeyboardInterrupt):
+        if own.targets:
+            own.save()
+        saved = _shard_done(out, own, plan, positions)
+        raise RunInterruptedError(saved, len(positions), out) from None
+    if run["computed"] or run["concepts"]:
+        own.save()
+    if positions and is_chief:
+        _build(out, settings, say)
+    say(
+        f"{len(positions)} classes in shard {index}/{count}: {run['computed']} computed, "
+        f"{run['skipped']} skipped, concepts for {run['concepts']}; "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    return 0

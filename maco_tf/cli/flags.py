@@ -1,0 +1,147 @@
+"""The flags that several ``maco-tf`` commands share, declared once (same names and defaults)."""
+
+from __future__ import annotations
+
+import argparse
+
+from maco_tf.cli.parsing import box_sizes, int_list, noise_level, positive_int, values_range
+from maco_tf.core.distribute import STRATEGIES
+from maco_tf.runs.settings import default
+
+__all__ = [
+    "add_model_arguments",
+    "add_optimisation_arguments",
+    "add_output_arguments",
+    "add_target_arguments",
+]
+
+#: Where to put the flags: a parser or one of its argument groups.
+Flags = argparse.ArgumentParser | argparse._ArgumentGroup
+
+
+def add_model_arguments(parser: Flags) -> None:
+    """``--model`` and ``--values-range`` (``visualize``, ``layers``, ``atlas``)."""
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="efficientnet-lite0 (default) or efficientnet-lite1 (both offline), a .keras/.h5 "
+        "file, a SavedModel folder, or a keras.applications name such as MobileNetV2 "
+        "(ImageNet weights downloaded by Keras)",
+    )
+    parser.add_argument(
+        "--values-range",
+        type=values_range,
+        default=None,
+        metavar="LOW,HIGH",
+        help="input range the model expects (default: the model's own; (0, 255) for files)",
+    )
+
+
+def add_target_arguments(parser: argparse.ArgumentParser) -> None:
+    """The target flags of ``visualize`` and ``accentuate``, in their own argument group.
+
+    ``--classes``, or ``--layer`` with one of ``--channel``, ``--neuron``, ``--direction``.
+    """
+    what = parser.add_argument_group("targets (--classes, or --layer with one of the others)")
+    what.add_argument("--classes", help="comma-separated class names or indices: espresso,1")
+    what.add_argument("--layer", help="layer name, index, or nested path backbone/layer")
+    what.add_argument("--channel", type=int_list, help="channel indices: 0,5,10-12")
+    what.add_argument("--neuron", type=int_list, help="flat unit indices of --layer")
+    what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
+
+
+def add_optimisation_arguments(how: Flags, unit: str) -> None:
+    """The optimisation flags (``visualize`` and ``atlas``).
+
+    Parameters
+    ----------
+    how
+        Parser or argument group to add them to.
+    unit
+        What one compiled batch holds, for the ``--batch-size`` help ("targets", "classes").
+    """
+    how.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco")
+    how.add_argument(
+        "--steps",
+        type=positive_int(1),
+        default=default("steps"),
+        help=f"default {default('steps')}",
+    )
+    how.add_argument(
+        "--crops",
+        type=positive_int(0),
+        default=default("crops"),
+        help=f"per step; default {default('crops')}",
+    )
+    how.add_argument(
+        "--size",
+        type=positive_int(1),
+        default=default("size"),
+        help=f"image side; default {default('size')}",
+    )
+    how.add_argument(
+        "--box-size",
+        type=box_sizes,
+        default=default("box_size"),
+        metavar="START,END",
+        help="crop side as a fraction of the image side, linear from START to END "
+        "(default {:g},{:g}; Xplique's is 0.5,0.05)".format(*default("box_size")),
+    )
+    how.add_argument(
+        "--whole-views",
+        type=positive_int(0),
+        default=default("whole_views"),
+        metavar="K",
+        help=f"of the --crops views each step, K show the whole image (default "
+        f"{default('whole_views')}; Xplique: 0)",
+    )
+    how.add_argument(
+        "--noise",
+        type=noise_level,
+        default=default("noise"),
+        metavar="STD",
+        help=f"noise std added to every view, for inputs of range width 2 (scaled to the "
+        f"model's range; default {default('noise'):g}; Xplique: 0.08)",
+    )
+    how.add_argument(
+        "--seed",
+        type=positive_int(0),
+        default=default("seed"),
+        help=f"from 0 to 2**63 - 1; default {default('seed')}",
+    )
+    how.add_argument(
+        "--batch-size",
+        type=positive_int(1),
+        default=None,
+        help=f"{unit} optimised (and saved) together; default: about 128 crops per step",
+    )
+    how.add_argument("--jit", action="store_true", help="compile the loop with XLA")
+    how.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help="tf.distribute over devices: mirrored (this machine's GPUs), multi-worker "
+        "(machines listed in TF_CONFIG; run the same command on each, the chief writes), none; "
+        "default auto: multi-worker with TF_CONFIG, mirrored with several GPUs, else none",
+    )
+
+
+def add_output_arguments(out: Flags, unit: str, replaced: str) -> None:
+    """``--out``, ``--overwrite`` and ``--quiet`` (``visualize`` and ``atlas``).
+
+    Parameters
+    ----------
+    out
+        Parser or argument group to add them to.
+    unit
+        What gets one progress line ("target", "class").
+    replaced
+        Whose results ``--overwrite`` discards, for its help ("in --out", "this shard's").
+    """
+    out.add_argument("--out", default="maco_out", help="output folder (default maco_out)")
+    out.add_argument(
+        "--overwrite",
+        action="store_true",
+        help=f"discard {replaced} results made with other settings (deletes their images)",
+    )
+    out.add_argument("--quiet", action="store_true", help=f"no progress bar nor per-{unit} lines")

@@ -1,0 +1,96 @@
+"""The ``maco-tf`` argument parser: ``visualize``, ``layers``, ``atlas`` and ``accentuate``."""
+
+from __future__ import annotations
+
+import argparse
+
+from maco_tf.atlas.craft import DEFAULT_CONCEPTS
+from maco_tf.atlas.run import run_atlas
+from maco_tf.cli import commands
+from maco_tf.cli.accentuate import add_accentuate_parser
+from maco_tf.cli.flags import (
+    add_model_arguments,
+    add_optimisation_arguments,
+    add_output_arguments,
+    add_target_arguments,
+)
+from maco_tf.cli.parsing import positive_int, shard
+from maco_tf.version import __version__
+
+__all__ = ["build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``maco-tf`` argument parser; each command sets ``handler(args) -> exit code``."""
+    parser = argparse.ArgumentParser(
+        prog="maco-tf", description="MACO feature visualization for Keras models."
+    )
+    parser.add_argument("--version", action="version", version=f"maco-tf {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_visualize_parser(subparsers)
+    layers = subparsers.add_parser("layers", help="list the layer paths of a model")
+    add_model_arguments(layers)
+    layers.set_defaults(handler=commands.layers)
+    _add_atlas_parser(subparsers)
+    add_accentuate_parser(subparsers)
+    return parser
+
+
+def _add_visualize_parser(subparsers: argparse._SubParsersAction) -> None:
+    vis = subparsers.add_parser(
+        "visualize",
+        help="optimise images for classes, channels, neurons or directions",
+        description="Optimise one image per target and save PNGs and results.json in --out. "
+        "Re-running the same command resumes: finished targets are skipped.",
+    )
+    add_model_arguments(vis)
+    add_target_arguments(vis)
+    add_optimisation_arguments(vis.add_argument_group("optimisation"), "targets")
+    add_output_arguments(vis.add_argument_group("output"), "target", "the")
+    vis.set_defaults(handler=commands.visualize)
+
+
+def _add_atlas_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "atlas",
+        help="visualize every class of a model and build a website to browse them",
+        description="Optimise one image per class (resumable, shardable) and write a static "
+        "website into --out: index.html with a searchable grid, one page per class.",
+    )
+    add_model_arguments(parser)
+    what = parser.add_argument_group("classes")
+    what.add_argument(
+        "--classes",
+        help="comma-separated class names or indices (default: every class of the model)",
+    )
+    what.add_argument(
+        "--shard",
+        type=shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="render the classes at positions p with p %% N == I (default 0/1: all); shards "
+        "may share --out",
+    )
+    what.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="one folder of example images per class (named by class name, index, WordNet id "
+        "or slug), shown on the class pages and used to find CRAFT concepts",
+    )
+    what.add_argument(
+        "--concepts",
+        type=positive_int(0),
+        default=DEFAULT_CONCEPTS,
+        help=f"CRAFT concepts per class with --examples (0: none; default {DEFAULT_CONCEPTS})",
+    )
+    add_optimisation_arguments(
+        parser.add_argument_group("optimisation (as maco-tf visualize)"), "classes"
+    )
+    out = parser.add_argument_group("output")
+    add_output_arguments(out, "class", "this shard's")
+    out.add_argument(
+        "--build-only",
+        action="store_true",
+        help="only (re)build the website from the results already in --out",
+    )
+    parser.set_defaults(handler=run_atlas, layer=None)

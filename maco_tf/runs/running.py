@@ -1,0 +1,165 @@
+"""Running a plan's pending targets chunk by chunk, saving the results after each chunk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from maco_tf.core import visualization as api
+from maco_tf.models.loading import LoadedModel
+from maco_tf.runs import settings as run_settings
+from maco_tf.runs.plans import Plan, image_ids
+from maco_tf.runs.results import Results, save_target_files
+from maco_tf.runs.scoring import top5 as score_top5
+from maco_tf.targets import units as targets
+
+__all__ = ["RunInterruptedError", "Say", "run_chunk", "run_pending", "sayer"]
+
+#: Prints a progress line (or not, with ``--quiet``).
+Say = Callable[[str], None]
+
+
+def sayer(quiet: bool) -> Say:
+    """Print progress lines (flushed), or nothing with ``--quiet``."""
+
+    def say(message: str) -> None:
+        if not quiet:
+            print(message, flush=True)
+
+    return say
+
+
+class RunInterruptedError(Exception):
+    """Ctrl-C during a run, after the finished targets were saved; says how many."""
+
+    def __init__(self, saved: int, total: int, out: Path) -> None:
+        super().__init__(
+            f"interrupted; {saved} of {total} targets saved in {out}, re-run to resume"
+        )
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """Dead objectives as one ``maco-tf: warning:`` line each; other warnings as usual."""
+    for item in caught:
+        if issubclass(item.category, api.DeadObjectiveWarning):
+            print(f"maco-tf: warning: {item.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+
+
+def run_chunk(
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    plan: Plan,
+    chunk: list[int],
+    results: Results,
+    batch_size: int,
+    say: Say,
+) -> None:
+    """Optimise, save and record one chunk of targets (indices into ``plan.targets``).
+
+    Each image's randomness depends on ``--seed`` and its target's id
+    (:func:`~maco_tf.runs.plans.image_ids`) only, so it does not depend on the batch, the shard
+    or the devices it ran in.
+    """
+    ids = image_ids(plan)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", api.DeadObjectiveWarning)
+        result = api.visualize(
+            targets.select(plan.objective, chunk),
+            run_settings.config(args),
+            batch_size=batch_size,
+            progress=not args.quiet,
+            strategy=run_settings.distribution(args).strategy,
+            image_ids=[ids[i] for i in chunk],
+        )
+    _show_warnings(caught)
+    top5 = score_top5(loaded, result.images)
+    values = result.objective_values
+    for position, index in enumerate(chunk):
+        target = plan.targets[index]
+        files = save_target_files(
+            results.folder,
+            target.slug,
+            result.images[position],
+            result.transparency[position],
+            loaded.values_range,
+        )
+        results.targets[target.slug] = {
+            "slug": target.slug,
+            "name": target.name,
+            "kind": target.kind,
+            "layer": target.layer,
+            "index": target.index,
+            "key": target.key,
+            "files": files,
+            "objective_value": float(values[position]),
+            "dead": bool(result.dead[position]),
+            "top5": None if top5 is None else top5[position],
+            "seed": result.seed,
+            "image_id": ids[index],
+            "batch_position": position,
+            "wall_time_s": round(result.elapsed_s / len(chunk), 3),
+            "batch_wall_time_s": round(result.elapsed_s, 3),
+        }
+        best = ""
+        if top5 is not None:
+            first = top5[position][0]
+            best = f"  top-1: {first['name']} ({100 * first['probability']:.1f}%)"
+        say(f"saved {target.slug}  objective {values[position]:.4g}{best}")
+
+
+def run_pending(
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    plan: Plan,
+    pending: list[int],
+    results: Results,
+    batch_size: int,
+    say: Say,
+    started: float,
+) -> dict:
+    """Run the pending targets chunk by chunk, saving ``results`` after each; the run's record.
+
+    Raises
+    ------
+    RunInterruptedError
+        On Ctrl-C, after saving what was finished.
+    """
+    distribution = run_settings.distribution(args)
+    run = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "computed": 0,
+        "skipped": len(plan.targets) - len(pending),
+        "batch_size": batch_size,
+        "jit": bool(args.jit),
+        "strategy": distribution.describe(),
+        "time_s": 0.0,
+    }
+    results.runs.append(run)
+    if not args.batch_size:  # balanced over what is left to do (pending is agreed by workers)
+        batch_size = run_settings.batch_size(args, len(pending))
+        run["batch_size"] = batch_size
+    try:
+        for first in range(0, len(pending), batch_size):
+            chunk = pending[first : first + batch_size]
+            run_chunk(args, loaded, plan, chunk, results, batch_size, say)
+            run["computed"] += len(chunk)
+            run["time_s"] = round(time.perf_counter() - started, 3)
+            results.save()
+    except KeyboardInterrupt:
+        run["interrupted"] = True
+        run["time_s"] = round(time.perf_counter() - started, 3)
+        if run["computed"]:
+            results.save()
+        saved = sum(results.is_done(target) for target in plan.targets)
+        raise RunInterruptedError(saved, len(plan.targets), results.path.parent) from None
+    run["time_s"] = round(time.perf_counter() - started, 3)
+    if run["computed"]:
+        results.save()
+    return run
