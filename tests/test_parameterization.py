@@ -149,6 +149,8 @@ def test_phase_spread_sets_the_standardised_phase_spread():
 def test_phase_spread_must_be_positive(spread):
     with pytest.raises(ValueError, match="phase_spread"):
         MacoParameterization(imagenet_magnitude(16, 16), (16, 16, 3), (-1, 1), phase_spread=spread)
+
+
 @pytest.mark.parametrize(
     ("shape", "values_range"), [((40, 40, 3), (-1, 1)), ((33, 45, 1), (0, 255))]
 )

@@ -221,9 +221,7 @@ def run_dropin(setup: Setup, classes: list[int], steps: int, **overrides: object
         )
     )
     settings = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool))}
-    return Run(
-        _images_of(visualization), seconds, steps, {"crops": options["crops"], **settings}
-    )
+    return Run(_images_of(visualization), seconds, steps, {"crops": options["crops"], **settings})
 
 
 def _cli_run(method: str) -> Callable[[Setup, list[int], int], Run]:
