@@ -211,3 +211,17 @@ def test_auto_lanes(tiny_model, fast_settings):
     assert auto_lanes(jit_compile=True) == 1
     result = maco_tf.visualize(Objective.neuron(tiny_model, "logits", 0), **fast_settings)
     assert result.config.engine.lanes == expected
+
+
+def test_a_parameterization_instance_is_a_method(tiny_model, fast_settings):
+    from maco_tf.core.parameterization import MacoParameterization
+    from maco_tf.core.spectrum import imagenet_magnitude
+
+    objective = Objective.neuron(tiny_model, "logits", [0, 1])
+    built = MacoParameterization(imagenet_magnitude(48, 48), (48, 48, 3), (-1, 1))
+    by_name = maco_tf.visualize(objective, **{**fast_settings, "method": "maco"})
+    by_instance = maco_tf.visualize(objective, **{**fast_settings, "method": built})
+    np.testing.assert_allclose(by_instance.images, by_name.images, atol=1e-5)
+    unit = MacoParameterization(imagenet_magnitude(48, 48), (48, 48, 3), (-1, 1), phase_spread=1.0)
+    other = maco_tf.visualize(objective, **{**fast_settings, "method": unit})
+    assert np.abs(other.images - by_name.images).mean() > 1e-3

@@ -132,6 +132,25 @@ def test_standardize_gradient_is_finite_on_a_constant_tensor():
     assert np.all(np.isfinite(grad))
 
 
+def test_phase_spread_sets_the_standardised_phase_spread():
+    magnitude = imagenet_magnitude(16, 16)
+    unit = MacoParameterization(magnitude, (16, 16, 3), (-1, 1), phase_spread=1.0)
+    default = MacoParameterization(magnitude, (16, 16, 3), (-1, 1))
+    params = tf.constant(default.initial_params(0, [0]))
+    spread_unit = np.std(np.angle(unit.spectrum(params).numpy()[0, :, 1:-1, 1:-1]))
+    spread_default = np.std(np.angle(default.spectrum(params).numpy()[0, :, 1:-1, 1:-1]))
+    # pi-spread phases wrap around the circle (std of a uniform angle: pi / sqrt(3))
+    assert spread_unit == pytest.approx(1.0, abs=0.1)
+    assert spread_default == pytest.approx(np.pi / np.sqrt(3), abs=0.15)
+    assert unit.cache_key() != default.cache_key()
+
+
+@pytest.mark.parametrize("spread", [0.0, -1.0, float("nan")])
+def test_phase_spread_must_be_positive(spread):
+    with pytest.raises(ValueError, match="phase_spread"):
+        MacoParameterization(imagenet_magnitude(16, 16), (16, 16, 3), (-1, 1), phase_spread=spread)
+
+
 @pytest.mark.parametrize(
     ("shape", "values_range"), [((40, 40, 3), (-1, 1)), ((33, 45, 1), (0, 255))]
 )

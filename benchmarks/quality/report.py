@@ -1,0 +1,158 @@
+"""Tables, JSON, the quality-versus-time plot and image sheets of a quality run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+import numpy as np
+
+
+def machine_description() -> str:
+    """One line: host, OS, CPU count, accelerators, library versions."""
+    import keras
+    import tensorflow as tf
+
+    gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
+    return (
+        f"{platform.platform()} | {platform.machine()}, {os.cpu_count()} CPU cores | "
+        f"GPU: {', '.join(gpus) if gpus else 'none'} | Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, load average "
+        f"{', '.join(f'{v:.1f}' for v in os.getloadavg())}"
+    )
+
+
+def _fmt(value: object, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "n/a"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"
+
+
+COLUMNS = (
+    ("steps", "steps", 0),
+    ("seconds_per_image", "s / image", 1),
+    ("step_s", "s / step", 3),
+    ("judge_top1", "judge top-1", 2),
+    ("judge_top5", "judge top-5", 2),
+    ("judge_p", "judge p", 3),
+    ("self_top1", "self top-1", 2),
+    ("self_p", "self p", 3),
+    ("plausibility", "plausibility", 3),
+    ("fid", "FID", 0),
+)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """A markdown table, one row per entry (``label`` plus the :data:`COLUMNS`)."""
+    header = "| method | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    rule = "|---|" + "---:|" * len(COLUMNS)
+    lines = [header, rule]
+    for row in rows:
+        cells = [_fmt(row.get(key), digits) for key, _, digits in COLUMNS]
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path: str, payload: dict) -> None:
+    """``payload`` as indented JSON (tuples become lists, numpy scalars numbers)."""
+
+    def default(value: object) -> object:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        return str(value)
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(payload, handle, indent=1, default=default)
+
+
+def write_run(
+    out: str, command: str, table: str, classes: list[int], names: list[str], payload: dict
+) -> None:
+    """``table.md`` (the table under the command) and ``results.json`` in ``out``.
+
+    The JSON holds the command, the machine, the classes and their names, then ``payload``.
+    """
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "table.md"), "w") as handle:
+        handle.write(f"<!-- {command} -->\n{table}\n")
+    header = {
+        "command": command,
+        "machine": machine_description(),
+        "classes": classes,
+        "class_names": [names[c] for c in classes],
+    }
+    write_json(os.path.join(out, "results.json"), {**header, **payload})
+
+
+def plot_curves(path: str, curves: dict[str, list[dict]], title: str) -> None:
+    """Judge top-1 and mean target probability against seconds per image, per method.
+
+    ``curves`` maps a method label to its points (``seconds_per_image``, ``judge_top1``,
+    ``judge_p``, ``steps``), in increasing steps.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, points in curves.items():
+        if not points:
+            continue
+        seconds = [p["seconds_per_image"] for p in points]
+        for axis, key in zip(axes, ("judge_top1", "judge_p"), strict=True):
+            axis.plot(seconds, [p[key] for p in points], marker="o", label=label)
+            for point in points:
+                axis.annotate(
+                    str(point["steps"]),
+                    (point["seconds_per_image"], point[key]),
+                    textcoords="offset points",
+                    xytext=(3, 3),
+                    fontsize=7,
+                )
+    for axis, name in zip(axes, ("judge top-1 rate", "judge mean p(target)"), strict=True):
+        axis.set_xscale("log")
+        axis.set_xlabel("wall time per image (s, log)")
+        axis.set_ylabel(name)
+        axis.set_ylim(-0.03, 1.03)
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="best")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def image_sheet(
+    path: str,
+    images: dict[str, np.ndarray],
+    classes: list[int],
+    names: list[str],
+    values_range: tuple[float, float],
+    thumb: int = 128,
+) -> None:
+    """One row per method, one column per class, thumbnails of the images (PNG)."""
+    from PIL import Image, ImageDraw
+
+    labels = list(images)
+    margin = 210
+    sheet = Image.new("RGB", (margin + thumb * len(classes), 18 + thumb * len(labels)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for column, target in enumerate(classes):
+        draw.text((margin + column * thumb + 2, 2), names[target][:20], fill="black")
+    low, high = values_range
+    for row, label in enumerate(labels):
+        draw.text((2, 18 + row * thumb + thumb // 2), label[:34], fill="black")
+        for column, image in enumerate(images[label]):
+            pixels = np.clip((image - low) / (high - low) * 255.0, 0, 255).astype(np.uint8)
+            tile = Image.fromarray(pixels).resize((thumb, thumb), Image.BILINEAR)
+            sheet.paste(tile, (margin + column * thumb, 18 + row * thumb))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    sheet.save(path)
