@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from maco_tf.cli.parsing import box_sizes, noise_level, positive_int, values_range
+from maco_tf.cli.parsing import box_sizes, int_list, noise_level, positive_int, values_range
 from maco_tf.core.distribute import STRATEGIES
 from maco_tf.runs.settings import (
     DEFAULT_BOX_SIZE,
@@ -15,7 +15,12 @@ from maco_tf.runs.settings import (
     DEFAULT_WHOLE_VIEWS,
 )
 
-__all__ = ["add_model_arguments", "add_optimisation_arguments", "add_output_arguments"]
+__all__ = [
+    "add_model_arguments",
+    "add_optimisation_arguments",
+    "add_output_arguments",
+    "add_unit_arguments",
+]
 
 #: Where to put the flags: a parser or one of its argument groups.
 Flags = argparse.ArgumentParser | argparse._ArgumentGroup
@@ -35,6 +40,28 @@ def add_model_arguments(parser: Flags) -> None:
         default=None,
         metavar="LOW,HIGH",
         help="input range the model expects (default: the model's own; (0, 255) for files)",
+    )
+
+
+def add_unit_arguments(what: Flags) -> None:
+    """``--layer`` and its units: ``--channel``, ``--neuron``, ``--direction`` (or plurals).
+
+    Shared by ``visualize`` and ``atlas``; the plural spellings (``--channels 0-63``) are
+    aliases of the same flags.
+    """
+    what.add_argument("--layer", help="layer name, index, or nested path backbone/layer")
+    what.add_argument(
+        "--channel", "--channels", dest="channel", type=int_list, help="channel indices: 0,5,10-12"
+    )
+    what.add_argument(
+        "--neuron", "--neurons", dest="neuron", type=int_list, help="flat unit indices of --layer"
+    )
+    what.add_argument(
+        "--direction",
+        "--directions",
+        dest="direction",
+        metavar="FILE.npy",
+        help="direction(s): (C,) or (N, C)",
     )
 
 
