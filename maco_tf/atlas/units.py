@@ -80,7 +80,7 @@ def _unit_plan(args: argparse.Namespace, loaded: LoadedModel) -> Plan:
 def _check_arguments(args: argparse.Namespace, out: Path) -> None:
     if args.classes is not None:
         raise MacoError("--classes cannot be combined with --layer; run two atlases")
-    if args.layer is None:
+    if args.layer is None and not args.build_only:
         raise MacoError("--channels, --neurons and --directions need --layer")
     if out.exists() and not out.is_dir():
         raise MacoError(f"--out {out} exists and is not a folder")
