@@ -42,6 +42,13 @@ from maco_tf.outputs.render import (
     to_rgba,
     to_uint8,
 )
+from maco_tf.outputs.trust import (
+    TrustReport,
+    load_photos,
+    path_similarity,
+    top_activating,
+    trust_check,
+)
 from maco_tf.targets import concepts, inversion, tokens
 from maco_tf.targets.concepts import (
     ConceptIndexError,
@@ -112,5 +119,10 @@ __all__ = [
     "to_rgba",
     "to_uint8",
     "transferability",
+    "TrustReport",
+    "load_photos",
+    "path_similarity",
+    "top_activating",
+    "trust_check",
     "visualize",
 ]
