@@ -79,7 +79,7 @@ def test_shards_share_a_folder_and_each_unit_gets_a_page(sharded):
         assert record["diverse"]["setting"] == "2x4" and len(record["diverse"]["files"]) == 2
         assert len(record["patches"]["files"]) == 3
         assert all((sharded / name).is_file() for name in record["patches"]["files"])
-        assert "trust" not in record or record["trust"] is None or "score" in record["trust"]
+        assert {"score", "layers", "visualization", "natural", "baseline"} <= set(record["trust"])
     index = _check_page(sharded / "index.html")
     assert [link for link in index.links if link.startswith("units/")] == [
         f"units/{slug}.html" for slug in UNITS

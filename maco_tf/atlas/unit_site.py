@@ -194,8 +194,7 @@ class _UnitPages(_Pages):
             return self.part(
                 "trust_none",
                 text=_esc(
-                    "No trust score: it needs a trust check (maco_tf.outputs.trust) and at "
-                    "least 3 readable photos in the examples folder."
+                    "No trust score: it needs at least 3 readable photos in the examples folder."
                 ),
             )
         score = trust.get("score")

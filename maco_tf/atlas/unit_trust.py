@@ -18,8 +18,9 @@ from PIL import Image
 
 from maco_tf.atlas.patches import Responses, load_photos
 from maco_tf.models.loading import LoadedModel
+from maco_tf.outputs.trust import path_similarity
 
-__all__ = ["BASELINE_PHOTOS", "TRUST_REFERENCES", "TrustCheck", "default_trust_check", "path_trust"]
+__all__ = ["BASELINE_PHOTOS", "TRUST_REFERENCES", "TrustCheck", "path_trust"]
 
 #: ``check(loaded, visualization_png, responses, column) -> record entry or None``.
 TrustCheck = Callable[[LoadedModel, Path, Responses, int], "dict | None"]
@@ -62,8 +63,6 @@ def path_trust(
         "baseline_photos"}``: the score and the per-layer profiles of
         :class:`maco_tf.outputs.trust.TrustReport`.
     """
-    from maco_tf.outputs.trust import path_similarity
-
     references, baseline = _reference_split(responses.values[:, column])
     if len(references) < 2:
         return None
@@ -91,12 +90,3 @@ def path_trust(
         "references": len(natural),
         "baseline_photos": len(others),
     }
-
-
-def default_trust_check() -> TrustCheck | None:
-    """:func:`path_trust` when :mod:`maco_tf.outputs.trust` is installed, else None."""
-    try:
-        import maco_tf.outputs.trust  # noqa: F401
-    except ImportError:
-        return None
-    return path_trust

@@ -13,7 +13,7 @@ The units are planned as ``maco-tf visualize --layer`` plans them
 sharded exactly as the class atlas's (:mod:`maco_tf.atlas.shard_run`). Then, for each unit of
 the shard: ``--copies`` diverse images (:mod:`maco_tf.atlas.diverse`); with ``--examples DIR``
 its ``--patches`` top-activating patches from the photos of ``DIR`` (:mod:`maco_tf.atlas.patches`)
-and, when a trust check is available, its trust score (:mod:`maco_tf.atlas.unit_trust`). Each
+and its trust score (:mod:`maco_tf.atlas.unit_trust`). Each
 of these is recorded in the unit's results record with what it was made from, so a re-run
 skips what is done. The chief writes the website (:mod:`maco_tf.atlas.unit_site`).
 """
@@ -36,7 +36,7 @@ from maco_tf.atlas.images import save_jpeg
 from maco_tf.atlas.shard_run import Phases, run_shard
 from maco_tf.atlas.shards import finished
 from maco_tf.atlas.unit_site import build_unit_site, holds_classes
-from maco_tf.atlas.unit_trust import TrustCheck, default_trust_check
+from maco_tf.atlas.unit_trust import TrustCheck, path_trust
 from maco_tf.errors import MacoError
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, plan_layer
@@ -88,7 +88,7 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
         raise MacoError(f"--out {out} holds a class atlas; give the unit atlas its own folder")
 
 
-def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = None) -> int:
+def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = path_trust) -> int:
     """Run ``maco-tf atlas --layer ...``: the shard's missing units, their extras, the website.
 
     Parameters
@@ -96,8 +96,8 @@ def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = None) ->
     args
         Parsed arguments of the ``atlas`` command (see :mod:`maco_tf.cli.parser`).
     trust
-        The trust check run with ``--examples``; default :func:`default_trust_check` (None
-        when no trust check is installed: no score).
+        The trust check run with ``--examples``
+        (default :func:`maco_tf.atlas.unit_trust.path_trust`); None: no trust score.
 
     Returns
     -------
@@ -122,7 +122,6 @@ def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = None) ->
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     plan = _unit_plan(args, loaded)
-    trust = default_trust_check() if trust is None else trust
     with writable(out, distribution) as folder:
 
         def extras(own: Results, positions: Sequence[int]) -> dict[str, int]:
