@@ -2,19 +2,17 @@
 
 ``from maco_tf import maco`` is a drop-in replacement for
 ``from xplique.features_visualizations import maco``.
+
+The names below are imported on first use (PEP 562), so that ``import maco_tf`` and the
+``maco-tf`` command start without loading TensorFlow until they need it (the command can then
+answer Ctrl-C during start-up with one line).
 """
 
-import maco_tf.targets as targets
-from maco_tf.core.visualization import (
-    DeadObjectiveWarning,
-    Visualization,
-    clear_cache,
-    default_optimizer,
-    fourier,
-    maco,
-    pixel,
-    visualize,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from maco_tf.errors import (
     IncompatibleModelError,
     InvalidSettingError,
@@ -22,51 +20,147 @@ from maco_tf.errors import (
     SpectrumError,
     UnknownLayerError,
 )
-from maco_tf.models.layers import layer_output, layer_paths
-from maco_tf.models.loading import LoadedModel, load_model
-from maco_tf.outputs.combine import ClassExplanation, explain_class
-from maco_tf.outputs.metrics import (
-    MetricInputError,
-    RecognitionScores,
-    feature_extractor,
-    fid,
-    plausibility,
-    self_recognition,
-    transferability,
-)
-from maco_tf.outputs.render import (
-    heatmap,
-    importance,
-    save_png,
-    save_visualization,
-    to_rgba,
-    to_uint8,
-)
-from maco_tf.outputs.trust import (
-    TrustReport,
-    load_photos,
-    path_similarity,
-    top_activating,
-    trust_check,
-)
-from maco_tf.targets import concepts, inversion, tokens
-from maco_tf.targets.concepts import (
-    ConceptIndexError,
-    ConceptModelError,
-    ConceptVisualization,
-    CraftNotFittedError,
-    concept_objective,
-    visualize_concepts,
-)
-from maco_tf.targets.inversion import InversionTargetError, inversion_objective, invert
-from maco_tf.targets.tokens import (
-    TokenLayerError,
-    TokenSelectionError,
-    token_channel,
-    token_direction,
-    token_neuron,
-)
 from maco_tf.version import __version__
+
+#: Public names by the module they come from (imported when first used).
+_EXPORTS = {
+    "maco_tf.core.visualization": (
+        "DeadObjectiveWarning",
+        "Visualization",
+        "clear_cache",
+        "default_optimizer",
+        "fourier",
+        "maco",
+        "pixel",
+        "visualize",
+    ),
+    "maco_tf.models.layers": ("layer_output", "layer_paths"),
+    "maco_tf.models.loading": ("LoadedModel", "load_model"),
+    "maco_tf.outputs.combine": ("ClassExplanation", "explain_class"),
+    "maco_tf.outputs.metrics": (
+        "MetricInputError",
+        "RecognitionScores",
+        "feature_extractor",
+        "fid",
+        "plausibility",
+        "self_recognition",
+        "transferability",
+    ),
+    "maco_tf.outputs.render": (
+        "heatmap",
+        "importance",
+        "save_png",
+        "save_visualization",
+        "to_rgba",
+        "to_uint8",
+    ),
+    "maco_tf.outputs.trust": (
+        "TrustReport",
+        "load_photos",
+        "path_similarity",
+        "top_activating",
+        "trust_check",
+    ),
+    "maco_tf.targets.concepts": (
+        "ConceptIndexError",
+        "ConceptModelError",
+        "ConceptVisualization",
+        "CraftNotFittedError",
+        "concept_objective",
+        "visualize_concepts",
+    ),
+    "maco_tf.targets.inversion": ("InversionTargetError", "inversion_objective", "invert"),
+    "maco_tf.targets.tokens": (
+        "TokenLayerError",
+        "TokenSelectionError",
+        "token_channel",
+        "token_direction",
+        "token_neuron",
+    ),
+}
+#: Public sub-modules.
+_MODULES = {
+    "targets": "maco_tf.targets",
+    "concepts": "maco_tf.targets.concepts",
+    "inversion": "maco_tf.targets.inversion",
+    "tokens": "maco_tf.targets.tokens",
+}
+_ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
+
+if TYPE_CHECKING:
+    import maco_tf.targets as targets
+    from maco_tf.core.visualization import (
+        DeadObjectiveWarning,
+        Visualization,
+        clear_cache,
+        default_optimizer,
+        fourier,
+        maco,
+        pixel,
+        visualize,
+    )
+    from maco_tf.models.layers import layer_output, layer_paths
+    from maco_tf.models.loading import LoadedModel, load_model
+    from maco_tf.outputs.combine import ClassExplanation, explain_class
+    from maco_tf.outputs.metrics import (
+        MetricInputError,
+        RecognitionScores,
+        feature_extractor,
+        fid,
+        plausibility,
+        self_recognition,
+        transferability,
+    )
+    from maco_tf.outputs.render import (
+        heatmap,
+        importance,
+        save_png,
+        save_visualization,
+        to_rgba,
+        to_uint8,
+    )
+    from maco_tf.outputs.trust import (
+        TrustReport,
+        load_photos,
+        path_similarity,
+        top_activating,
+        trust_check,
+    )
+    from maco_tf.targets import concepts, inversion, tokens
+    from maco_tf.targets.concepts import (
+        ConceptIndexError,
+        ConceptModelError,
+        ConceptVisualization,
+        CraftNotFittedError,
+        concept_objective,
+        visualize_concepts,
+    )
+    from maco_tf.targets.inversion import InversionTargetError, inversion_objective, invert
+    from maco_tf.targets.tokens import (
+        TokenLayerError,
+        TokenSelectionError,
+        token_channel,
+        token_direction,
+        token_neuron,
+    )
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name of maco_tf on first use (PEP 562)."""
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+    elif name in _ORIGIN:
+        value = getattr(importlib.import_module(_ORIGIN[name]), name)
+    else:
+        raise AttributeError(f"module 'maco_tf' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names (imported or not yet)."""
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "__version__",

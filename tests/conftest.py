@@ -2,6 +2,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import contextlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -42,3 +48,22 @@ def fast_settings() -> dict:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@contextlib.contextmanager
+def lock_held_elsewhere(folder: Path, name: str) -> Iterator[int]:
+    """Another process holds ``OutputFolder(folder).lock(name)`` while the block runs; its pid."""
+    holder = (
+        "import sys; from maco_tf.files import OutputFolder\n"
+        f"with OutputFolder({str(folder)!r}).lock({name!r}):\n"
+        "    print('locked', flush=True); sys.stdin.readline()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True, cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    try:
+        assert process.stdout.readline().strip() == "locked"
+        yield process.pid
+    finally:
+        process.communicate("\n", timeout=60)

@@ -24,6 +24,8 @@ from maco_tf.atlas.site import build_site
 from maco_tf.cli.main import main
 from maco_tf.outputs.render import save_visualization
 
+from .conftest import lock_held_elsewhere
+
 FAST = ["--steps", "2", "--crops", "1", "--size", "32", "--quiet"]
 SLUGS = ["class0000", "class0001", "class0002", "class0003"]
 
@@ -312,3 +314,36 @@ def test_site_search_data_top5_links_and_escaping(tmp_path):
     build_site(out)
     page = (out / "classes" / "0967_espresso.html").read_text()
     assert "<b>" not in page and "cup &lt;b&gt;&quot;x&quot;&lt;/b&gt;" in page
+
+
+# ------------------------------------------------------------------------------ hostile input
+
+
+def test_classes_as_an_index_range(model_file, tmp_path):
+    out = tmp_path / "atlas"
+    assert _atlas(model_file, out, "--classes", "1-2") == 0
+    assert sorted(_records(out / "results.json")) == ["class0001", "class0002"]
+
+
+def test_build_only_never_writes_outside_out(tmp_path, capsys):
+    out = tmp_path / "deep" / "atlas"
+    out.mkdir(parents=True)
+    _fake_results(out, [(967, "espresso", [1, 967, 3, 4, 5]), (1, "goldfish", [1, 2, 3, 4, 5])])
+    results = json.loads((out / "results.json").read_text())
+    results["targets"][0]["slug"] = "../../x"
+    (out / "results.json").write_text(json.dumps(results))
+    before = sorted(str(p) for p in tmp_path.rglob("*") if out not in p.parents and p != out)
+    assert main(["atlas", "--out", str(out), "--build-only"]) == 0
+    after = sorted(str(p) for p in tmp_path.rglob("*") if out not in p.parents and p != out)
+    assert after == before
+    assert "record '../../x' skipped: not a safe file name" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "classes").iterdir()) == ["0001_goldfish.html"]
+
+
+def test_shards_of_one_folder_may_run_at_once(sharded, model_file, tmp_path):
+    """Each shard locks its own results file: another shard's lock does not stop it."""
+    out = tmp_path / "atlas"
+    shutil.copytree(sharded, out)
+    with lock_held_elsewhere(out, "results.0-of-2.json"):
+        assert _atlas(model_file, out, "--shard", "1/2") == 0
+        assert _atlas(model_file, out, "--shard", "0/2") == 2

@@ -11,9 +11,10 @@ import pytest
 import maco_tf.core.visualization
 import maco_tf.models.loading
 from maco_tf.cli.main import main
+from maco_tf.runs.results import open_results
 from maco_tf.runs.settings import DEFAULT_NOISE
 
-from .conftest import build_tiny_cnn
+from .conftest import build_tiny_cnn, lock_held_elsewhere
 
 FAST = ["--steps", "2", "--crops", "1"]
 
@@ -282,3 +283,121 @@ def test_installed_script(tmp_path):
     assert done.returncode == 2
     assert "maco-tf: error: unknown model 'mobilenet_v5'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------------------ hostile input
+
+
+def test_negative_values_range(tmp_path, tiny_file):
+    out = tmp_path / "out"
+    assert main([*_tiny_args(tiny_file, out, "--quiet"), "--values-range", "-1,1"]) == 0
+    assert _results(out)["settings"]["values_range"] == [-1.0, 1.0]
+
+
+def _point_files_at(out: Path, slug: str, where: str) -> None:
+    """Rewrite the record of ``slug`` so that its image is ``where`` (a hostile path)."""
+    results = _results(out)
+    for record in results["targets"]:
+        if record["slug"] == slug:
+            record["files"]["image"] = where
+    (out / "results.json").write_text(json.dumps(results))
+
+
+def test_recorded_paths_outside_out_are_never_done_nor_deleted(tmp_path, tiny_file, capsys):
+    out = tmp_path / "out"
+    argv = [*_tiny_args(tiny_file, out), "--channel", "0-2", "--batch-size", "3"]
+    assert main([*argv, "--quiet"]) == 0
+    victims = [tmp_path / "victim.png", tmp_path / "absolute.png"]
+    for victim in victims:
+        victim.write_bytes(b"keep me")
+    (out / "link.png").symlink_to(victims[0])
+    hostile = {"conv1_ch0000": "../victim.png", "conv1_ch0001": str(victims[1])}
+    for slug, where in {**hostile, "conv1_ch0002": "link.png"}.items():
+        _point_files_at(out, slug, where)
+    assert main(argv) == 0
+    assert "3 computed, 0 skipped" in capsys.readouterr().out  # outside: not finished
+    records = {r["slug"]: r for r in _results(out)["targets"]}
+    assert records["conv1_ch0000"]["files"]["image"] == "conv1_ch0000.png"
+
+    for slug, where in hostile.items():
+        _point_files_at(out, slug, where)
+    settings = {**_results(out)["settings"], "steps": 3}
+    assert open_results(out / "results.json", settings, overwrite=True).targets == {}
+    assert all(victim.read_bytes() == b"keep me" for victim in victims)
+    assert "not deleting '../victim.png'" in capsys.readouterr().err
+    assert not (out / "conv1_ch0002.png").exists()  # the folder's own files are deleted
+
+
+def test_a_second_process_on_one_folder_is_refused(tmp_path, tiny_file, capsys):
+    out = tmp_path / "out"
+    with lock_held_elsewhere(out, "results.json") as pid:
+        assert main(_tiny_args(tiny_file, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"maco-tf: error: another maco-tf process (pid {pid}")
+    assert "use another --out folder" in err and len(err.splitlines()) == 1
+    assert not list(out.glob("*.png"))
+
+
+@pytest.mark.parametrize("where", ["file/out", "/sys/maco-tf-out"])
+def test_unwritable_out_is_refused_before_anything_runs(
+    tmp_path, tiny_file, capsys, where, monkeypatch
+):
+    if where.startswith("/sys") and not Path("/sys").is_dir():
+        pytest.skip("no /sys")
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / where if not where.startswith("/") else Path(where)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(maco_tf.models.loading, "load_model", no_model)
+    assert main(_tiny_args(tiny_file, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"maco-tf: error: --out {out} cannot be") and len(err.splitlines()) == 1
+
+
+def test_ctrl_c_during_start_up_is_one_line(capsys, monkeypatch):
+    import maco_tf.cli.parser
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(maco_tf.cli.parser, "build_parser", interrupted)
+    assert main(["visualize", "--classes", "1"]) == 130
+    assert capsys.readouterr().err == "maco-tf: interrupted\n"
+
+
+def test_the_command_line_starts_without_tensorflow(tmp_path):
+    """TensorFlow loads inside main(), where Ctrl-C gives one line, not at import."""
+    check = "import sys, maco_tf.cli.main; print('tensorflow' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).parents[1],
+    )  # fmt: skip
+    assert done.stdout.strip() == "False", done.stderr
+
+
+@pytest.mark.parametrize(
+    ("vectors", "fragment"),
+    [
+        (np.zeros((2, 8)), "direction 0 of"),
+        (np.array([[1.0] * 8, [np.nan] * 8]), "direction 1 of"),
+        (np.zeros((0,)), "empty array"),
+    ],
+)
+def test_degenerate_direction_files_are_refused(tmp_path, tiny_file, capsys, vectors, fragment):
+    path = tmp_path / "dirs.npy"
+    np.save(path, vectors.astype("float32"))
+    argv = ["visualize", "--model", str(tiny_file), "--layer", "conv2", "--direction", str(path)]
+    assert main([*argv, *FAST, "--size", "32", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_grayscale_model_with_maco_points_to_a_flag(tmp_path, capsys):
+    path = tmp_path / "gray.keras"
+    build_tiny_cnn(size=32, channels=1).save(path)
+    argv = ["visualize", "--model", str(path), "--layer", "conv1", "--channel", "0", *FAST]
+    assert main([*argv, "--size", "32", "--out", str(tmp_path / "o")]) == 2
+    assert "use --method fourier" in capsys.readouterr().err
+    assert main([*argv, "--size", "32", "--method", "fourier", "--out", str(tmp_path / "o")]) == 0

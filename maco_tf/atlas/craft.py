@@ -22,9 +22,8 @@ from PIL import Image, ImageOps
 from maco_tf.atlas.images import open_rgb
 from maco_tf.errors import MacoError
 from maco_tf.models.loading import LoadedModel
-from maco_tf.outputs.render import save_visualization
 from maco_tf.runs.plans import Plan, Target
-from maco_tf.runs.results import FILE_KINDS, Results
+from maco_tf.runs.results import Results, save_target_files
 from maco_tf.runs.running import Say
 from maco_tf.runs.settings import optimisation_arguments
 
@@ -157,15 +156,14 @@ def _record_concepts(
     job: _ConceptJob, target: Target, key: str, result, craft: object, results: Results
 ) -> None:
     """Save the concept images into ``concepts/`` and record them in ``results``."""
-    out = results.path.parent
     for slug in [s for s, r in results.targets.items() if r.get("class_slug") == target.slug]:
         del results.targets[slug]  # concepts of other examples or counts
     ranking = [] if result.ranking is None else [int(p) for p in result.ranking]
     importances = result.importances
     for position, concept in enumerate(_concept_targets(target, key, job.args.concepts)):
-        paths = save_visualization(
-            out / CONCEPT_DIR,
-            concept.slug,
+        files = save_target_files(
+            results.folder,
+            f"{CONCEPT_DIR}/{concept.slug}",
             result.images[position],
             result.transparency[position],
             job.loaded.values_range,
@@ -179,7 +177,7 @@ def _record_concepts(
             "key": concept.key,
             "class_slug": target.slug,
             "class_index": target.index,
-            "files": {kind: paths[kind].relative_to(out).as_posix() for kind in FILE_KINDS},
+            "files": files,
             "objective_value": float(result.objective_values[position]),
             "importance": None if importances is None else float(importances[position]),
             "rank": ranking.index(position) if position in ranking else None,

@@ -13,10 +13,10 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 from maco_tf.core import visualization as api
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.render import save_png, to_uint8
 from maco_tf.runs.plans import Plan, image_ids
@@ -45,14 +45,15 @@ def copy_ids(image_id: int, copies: int) -> list[int]:
     return [image_id * copies + j for j in range(copies)]
 
 
-def has_diverse(out: Path, record: dict, setting: str) -> bool:
-    """Whether ``record`` names diverse images made with ``setting`` that are all on disk."""
+def has_diverse(folder: OutputFolder, record: dict, setting: str) -> bool:
+    """Whether ``record`` names diverse images made with ``setting``, all in ``folder``."""
     diverse = record.get("diverse") or {}
     files = diverse.get("files") or []
     return (
         diverse.get("setting") == setting
+        and isinstance(files, list)
         and bool(files)
-        and all((out / name).is_file() for name in files)
+        and all(folder.is_file(name) for name in files)
     )
 
 
@@ -73,12 +74,12 @@ def _visualize_copies(args: argparse.Namespace, loaded: LoadedModel, plan: Plan,
         )
 
 
-def _record_copies(out: Path, record: dict, result, setting: str, values_range) -> dict:
+def _record_copies(folder: OutputFolder, record: dict, result, setting: str, values_range) -> dict:
     """Save the copies in ``diverse/``; ``record`` with its ``"diverse"`` entry (a new dict)."""
     files = []
     for copy in range(len(result)):
         name = f"{DIVERSE_DIR}/{record['slug']}_copy{copy}.png"
-        save_png(out / name, to_uint8(result.images[copy], values_range))
+        save_png(folder.path(name), to_uint8(result.images[copy], values_range))
         files.append(name)
     diverse = {
         "setting": setting,
@@ -120,20 +121,21 @@ def run_diverse_phase(
     """
     if not args.copies:
         return 0
-    out = own.path.parent
     setting = diverse_setting(args.copies, args.diversity)
     made = 0
     for position in positions:
         target = plan.targets[position]
         record = own.targets.get(target.slug) or done.targets.get(target.slug)
-        if record is None or not done.is_done(target) or has_diverse(out, record, setting):
+        if record is None or not done.is_done(target) or has_diverse(own.folder, record, setting):
             continue
         try:
             result = _visualize_copies(args, loaded, plan, position)
         except MacoError as exc:
             print(f"maco-tf: warning: no diverse images: {exc}", file=sys.stderr)
             return made
-        own.targets[target.slug] = _record_copies(out, record, result, setting, loaded.values_range)
+        own.targets[target.slug] = _record_copies(
+            own.folder, record, result, setting, loaded.values_range
+        )
         own.save()
         made += 1
         say(f"saved {args.copies} diverse images of {target.slug}")

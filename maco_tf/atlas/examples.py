@@ -14,6 +14,7 @@ from PIL import Image
 
 from maco_tf.atlas.images import open_rgb, save_jpeg
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.models.zoo import ImageNetClassError, get_imagenet_classes
 from maco_tf.runs.plans import slug as file_slug
 
@@ -113,10 +114,11 @@ def _copy_examples(out: Path, slug: str, sources: Sequence[Path]) -> list[str]:
     Returns the names of the images that could not be read. Copies of images that are no longer
     in ``sources`` are removed.
     """
-    folder = out / EXAMPLE_DIR / slug
+    guard = OutputFolder(out)
+    folder = guard.path(f"{EXAMPLE_DIR}/{slug}")
     written, unreadable = set(), []
     for position, source in enumerate(sources):
-        target = folder / f"{position:02d}_{file_slug(source.stem)}.jpg"
+        target = guard.path(f"{EXAMPLE_DIR}/{slug}/{position:02d}_{file_slug(source.stem)}.jpg")
         if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
             image = open_rgb(source)
             if image is None:
@@ -128,7 +130,7 @@ def _copy_examples(out: Path, slug: str, sources: Sequence[Path]) -> list[str]:
     if folder.is_dir():
         for stale in folder.glob("*.jpg"):
             if stale.name not in written:
-                stale.unlink()
+                guard.remove(f"{EXAMPLE_DIR}/{slug}/{stale.name}")
     return unreadable
 
 

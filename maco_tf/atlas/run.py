@@ -33,12 +33,13 @@ from pathlib import Path
 from maco_tf.atlas.craft import run_concept_phase
 from maco_tf.atlas.examples import copy_all_examples, match_example_folders, report_unmatched
 from maco_tf.atlas.shard_run import Phases, run_shard, shard_positions
-from maco_tf.atlas.shards import finished
+from maco_tf.atlas.shards import finished, results_name
 from maco_tf.atlas.site import SiteSummary, build_site
 from maco_tf.atlas.site_data import collect
 from maco_tf.atlas.unit_site import holds_units
 from maco_tf.atlas.units import is_unit_atlas, run_unit_atlas
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.models.layers import find_layer
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, plan_classes
@@ -110,8 +111,7 @@ def run_atlas(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     out = Path(args.out)
     say = sayer(args.quiet)
-    if out.exists() and not out.is_dir():
-        raise MacoError(f"--out {out} exists and is not a folder")
+    OutputFolder(out).check_writable()
     if is_unit_atlas(args) or (args.build_only and holds_units(out)):
         return run_unit_atlas(args)
     if args.build_only:
@@ -120,7 +120,7 @@ def run_atlas(args: argparse.Namespace) -> int:
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     plan = _class_plan(args, loaded)
-    with writable(out, distribution) as folder:
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
         phases = _class_phases(args, folder, loaded, plan, distribution.is_chief, say)
         return run_shard(args, folder, loaded, plan, distribution.is_chief, say, started, phases)
 

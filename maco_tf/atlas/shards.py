@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.runs.results import (
     RESULTS_FILE,
     Results,
@@ -34,10 +35,15 @@ def results_name(shard: tuple[int, int]) -> str:
 
 
 def results_paths(out: Path) -> list[Path]:
-    """Every ``results.json`` / ``results.I-of-N.json`` in ``out``, sorted by name."""
+    """Every ``results.json`` / ``results.I-of-N.json`` file in ``out``, sorted by name.
+
+    A results file that is a symlink out of the folder is not one of them.
+    """
     if not out.is_dir():
         return []
-    return sorted(p for p in out.iterdir() if p.is_file() and _RESULTS_RE.fullmatch(p.name))
+    folder = OutputFolder(out)
+    names = (p.name for p in out.iterdir() if _RESULTS_RE.fullmatch(p.name))
+    return sorted(out / name for name in names if folder.is_file(name))
 
 
 def open_shard(out: Path, name: str, settings: dict, overwrite: bool) -> Results:

@@ -3,7 +3,9 @@
 All HTML lives in the templates of ``maco_tf/atlas/site/`` (pages in ``index.html`` and
 ``class.html``, their parts in ``fragments.html``), filled with :class:`string.Template`; every
 value is HTML-escaped and every link is relative (the site works from ``file://`` and from any
-static server, and loads nothing from the network).
+static server, and loads nothing from the network). Every file is read and written through
+:class:`maco_tf.files.OutputFolder`, so no record of a results file makes the site touch a path
+outside the folder.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from maco_tf.atlas.examples import is_imagenet
 from maco_tf.atlas.images import image_size, open_rgb, save_jpeg
 from maco_tf.atlas.site_data import Site, collect
 from maco_tf.errors import MacoError
-from maco_tf.files import write_text_atomically
+from maco_tf.files import OutputFolder
 from maco_tf.models.zoo import get_imagenet_classes
 
 __all__ = ["SiteSummary", "build_site"]
@@ -123,11 +125,11 @@ def _settings_rows(site: Site) -> list[tuple[str, str]]:
     ]
 
 
-def _thumbnail(out: Path, record: dict) -> str:
+def _thumbnail(folder: OutputFolder, record: dict) -> str:
     """``thumbs/<slug>.jpg`` (made if missing or older than the image); its site path."""
-    source = out / record["files"]["image"]
+    source = folder.path(record["files"]["image"])
     name = f"{THUMB_DIR}/{record['slug']}.jpg"
-    target = out / name
+    target = folder.path(name)
     if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
         image = open_rgb(source)
         if image is None:
@@ -225,7 +227,7 @@ class _Pages:
         return "\n".join(parts)
 
     def figure(self, path: str, alt: str, caption: str, checker: bool = False) -> str:
-        width, height = image_size(self.site.out / path)
+        width, height = image_size(OutputFolder(self.site.out).path(path))
         shown = min(width, 320) if width else 320
         image = self.part(
             "figure_image",
@@ -356,16 +358,15 @@ class _Pages:
         )
 
 
-def _remove_stale_pages(out: Path, slugs: set[str], pages: str = CLASS_DIR) -> None:
-    """Delete the pages in ``out/pages`` of targets without results (after ``--overwrite``, say).
+def _remove_stale_pages(folder: OutputFolder, slugs: set[str], pages: str = CLASS_DIR) -> None:
+    """Delete the pages in ``pages/`` of targets without results (after ``--overwrite``, say).
 
     A page whose image exists is kept: another shard may have just finished that target.
     """
-    folder = out / pages
-    if folder.is_dir():
-        for page in folder.glob("*.html"):
-            if page.stem not in slugs and not (out / f"{page.stem}.png").exists():
-                page.unlink()
+    if folder.path(pages).is_dir():
+        for page in folder.path(pages).glob("*.html"):
+            if page.stem not in slugs and not folder.is_file(f"{page.stem}.png"):
+                folder.remove(f"{pages}/{page.name}")
 
 
 def build_site(out: str | os.PathLike, settings: dict | None = None) -> SiteSummary:
@@ -389,17 +390,19 @@ def build_site(out: str | os.PathLike, settings: dict | None = None) -> SiteSumm
         If ``out`` holds no readable results.
     """
     out = Path(out)
+    folder = OutputFolder(out)
     site, notes = collect(out, settings)
     for name in SITE_ASSETS:
-        write_text_atomically(out / ASSET_DIR / name, _asset(name))
-    thumbs = {record["slug"]: _thumbnail(out, record) for record in site.classes}
+        folder.write_text(f"{ASSET_DIR}/{name}", _asset(name))
+    thumbs = {record["slug"]: _thumbnail(folder, record) for record in site.classes}
     pages = {int(r["index"]): r["slug"] for r in site.classes}
     html_pages = _Pages(site)
     template = Template(_asset("class.html"))
     for position, record in enumerate(site.classes):
         text = html_pages.class_page(template, position, pages)
-        write_text_atomically(out / CLASS_DIR / f"{record['slug']}.html", text)
-    _remove_stale_pages(out, {record["slug"] for record in site.classes})
-    index = out / "index.html"
-    write_text_atomically(index, html_pages.index_page(Template(_asset("index.html")), thumbs))
+        folder.write_text(f"{CLASS_DIR}/{record['slug']}.html", text)
+    _remove_stale_pages(folder, {record["slug"] for record in site.classes})
+    index = folder.write_text(
+        "index.html", html_pages.index_page(Template(_asset("index.html")), thumbs)
+    )
     return SiteSummary(index=index, classes=len(site.classes), notes=tuple(notes))

@@ -10,6 +10,7 @@ from pathlib import Path
 from maco_tf.atlas.examples import EXAMPLE_DIR
 from maco_tf.atlas.shards import merge_records, results_paths
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder, UnsafePathError, is_safe_name
 from maco_tf.runs.results import ResultsFile, read_results, record_done
 from maco_tf.runs.settings import SETTING_KEYS, settings_diff
 from maco_tf.version import __version__
@@ -89,7 +90,7 @@ def collect(
         raise MacoError(f"no results in {out} to build an atlas from; run maco-tf atlas first")
     records: dict[str, dict] = {}
     for found in chosen:
-        merge_records(out, records, found.records.values())
+        merge_records(out, records, _safe_records(found, notes))
     done = [r for r in records.values() if record_done(out, r)]
     classes = sorted(
         (r for r in done if r.get("kind") in kinds),
@@ -112,8 +113,25 @@ def collect(
     return site, notes
 
 
+def _safe_records(found: ResultsFile, notes: list[str]) -> list[dict]:
+    """The records of a results file whose slugs are safe page names; a note for the others."""
+    safe = []
+    for record in found.records.values():
+        slugs = [record.get("slug")]
+        if record.get("kind") == "concept":
+            slugs.append(record.get("class_slug"))
+        if all(is_safe_name(slug) for slug in slugs):
+            safe.append(record)
+        else:
+            notes.append(f"{found.path.name}: record {slugs[0]!r} skipped: not a safe file name")
+    return safe
+
+
 def _site_examples(out: Path, slug: str) -> list[str]:
-    folder = out / EXAMPLE_DIR / slug
+    try:
+        folder = OutputFolder(out).path(f"{EXAMPLE_DIR}/{slug}")
+    except UnsafePathError:
+        return []
     if not folder.is_dir():
         return []
     return [f"{EXAMPLE_DIR}/{slug}/{p.name}" for p in sorted(folder.glob("*.jpg"))]

@@ -31,7 +31,7 @@ from maco_tf.atlas.site import (
 )
 from maco_tf.atlas.site_data import Site, collect
 from maco_tf.errors import MacoError
-from maco_tf.files import write_text_atomically
+from maco_tf.files import OutputFolder
 from maco_tf.runs.results import read_results
 
 __all__ = ["UNIT_DIR", "UNIT_KINDS", "build_unit_site", "holds_classes", "holds_units"]
@@ -89,6 +89,7 @@ class _UnitPages(_Pages):
     def __init__(self, site: Site) -> None:
         super().__init__(site)
         self.parts = {**self.parts, **_parts("unit_fragments.html")}
+        self.folder = OutputFolder(site.out)
 
     def label(self, record: dict) -> str:
         """Pager names: ``channel 12``."""
@@ -143,7 +144,7 @@ class _UnitPages(_Pages):
 
     def diverse(self, record: dict) -> str:
         diverse = record.get("diverse") or {}
-        files = [f for f in diverse.get("files", []) if (self.site.out / f).is_file()]
+        files = [f for f in diverse.get("files") or [] if self.folder.is_file(f)]
         if not files:
             return ""
         values = diverse.get("objective_values") or [None] * len(files)
@@ -166,7 +167,7 @@ class _UnitPages(_Pages):
     def patches(self, record: dict) -> str:
         entry = record.get("patches") or {}
         files = entry.get("files") or []
-        if not files:
+        if not files or not all(self.folder.is_file(name) for name in files):
             return ""
         name = _kind_name(record)
         items = []
@@ -284,18 +285,20 @@ def build_unit_site(out: str | os.PathLike, settings: dict | None = None) -> Sit
         If ``out`` holds no readable unit results.
     """
     out = Path(out)
+    folder = OutputFolder(out)
     site, notes = collect(out, settings, kinds=UNIT_KINDS)
     if not site.classes:
         raise MacoError(f"no finished units in {out} to build a unit atlas from")
     for name in SITE_ASSETS:
-        write_text_atomically(out / ASSET_DIR / name, _asset(name))
-    thumbs = {record["slug"]: _thumbnail(out, record) for record in site.classes}
+        folder.write_text(f"{ASSET_DIR}/{name}", _asset(name))
+    thumbs = {record["slug"]: _thumbnail(folder, record) for record in site.classes}
     pages = _UnitPages(site)
     template = Template(_asset("unit.html"))
     for position, record in enumerate(site.classes):
         text = pages.unit_page(template, position)
-        write_text_atomically(out / UNIT_DIR / f"{record['slug']}.html", text)
-    _remove_stale_pages(out, {record["slug"] for record in site.classes}, UNIT_DIR)
-    index = out / "index.html"
-    write_text_atomically(index, pages.index_page(Template(_asset("unit_index.html")), thumbs))
+        folder.write_text(f"{UNIT_DIR}/{record['slug']}.html", text)
+    _remove_stale_pages(folder, {record["slug"] for record in site.classes}, UNIT_DIR)
+    index = folder.write_text(
+        "index.html", pages.index_page(Template(_asset("unit_index.html")), thumbs)
+    )
     return SiteSummary(index=index, classes=len(site.classes), notes=tuple(notes))

@@ -34,10 +34,11 @@ from maco_tf.atlas import patches as unit_patches
 from maco_tf.atlas.diverse import run_diverse_phase
 from maco_tf.atlas.images import save_jpeg
 from maco_tf.atlas.shard_run import Phases, run_shard
-from maco_tf.atlas.shards import finished
+from maco_tf.atlas.shards import finished, results_name
 from maco_tf.atlas.unit_site import build_unit_site, holds_classes
 from maco_tf.atlas.unit_trust import TrustCheck, path_trust
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, plan_layer
 from maco_tf.runs.results import Results
@@ -82,8 +83,6 @@ def _check_arguments(args: argparse.Namespace, out: Path) -> None:
         raise MacoError("--classes cannot be combined with --layer; run two atlases")
     if args.layer is None and not args.build_only:
         raise MacoError("--channels, --neurons and --directions need --layer")
-    if out.exists() and not out.is_dir():
-        raise MacoError(f"--out {out} exists and is not a folder")
     if holds_classes(out):
         raise MacoError(f"--out {out} holds a class atlas; give the unit atlas its own folder")
 
@@ -114,6 +113,7 @@ def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = path_tru
     started = time.perf_counter()
     out = Path(args.out)
     say = sayer(args.quiet)
+    OutputFolder(out).check_writable()
     _check_arguments(args, out)
     if args.build_only:
         _build(out, None, say)
@@ -122,7 +122,7 @@ def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = path_tru
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     plan = _unit_plan(args, loaded)
-    with writable(out, distribution) as folder:
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
 
         def extras(own: Results, positions: Sequence[int]) -> dict[str, int]:
             done = finished(folder, own)
@@ -174,14 +174,24 @@ def _patch_key(photos: Sequence[Path], count: int, with_trust: bool) -> str:
     return digest.hexdigest()[:16]
 
 
-def _has_patches(out: Path, record: dict, key: str) -> bool:
+def _has_patches(folder: OutputFolder, record: dict, key: str) -> bool:
     entry = record.get("patches") or {}
     files = entry.get("files") or []
-    return entry.get("key") == key and bool(files) and all((out / f).is_file() for f in files)
+    return (
+        entry.get("key") == key
+        and isinstance(files, list)
+        and bool(files)
+        and all(folder.is_file(name) for name in files)
+    )
 
 
 def _save_patches(
-    job: _PatchJob, out: Path, slug: str, column: int, found: unit_patches.Responses, side: int
+    job: _PatchJob,
+    folder: OutputFolder,
+    slug: str,
+    column: int,
+    found: unit_patches.Responses,
+    side: int,
 ) -> dict:
     """Save a unit's top patches as JPEGs; its ``"patches"`` record entry."""
     order = np.argsort(-found.values[:, column], kind="stable")[: job.args.patches]
@@ -191,7 +201,9 @@ def _save_patches(
         box = unit_patches.patch_box(row, col, found.grid, job.loaded.input_size, side)
         patch = unit_patches.crop_patch(found.photos[photo], job.loaded, box)
         name = f"{PATCH_DIR}/{slug}_p{rank}.jpg"
-        save_jpeg(out / name, patch.resize((PATCH_SIDE, PATCH_SIDE), Image.Resampling.BICUBIC))
+        save_jpeg(
+            folder.path(name), patch.resize((PATCH_SIDE, PATCH_SIDE), Image.Resampling.BICUBIC)
+        )
         entry["files"].append(name)
         entry["photos"].append(found.photos[photo].name)
         entry["values"].append(round(float(found.values[photo, column]), 6))
@@ -211,12 +223,16 @@ def run_patch_phase(job: _PatchJob, positions: Sequence[int], own: Results, done
     MacoError
         If no photo of ``--examples`` can be read.
     """
-    out = own.path.parent
+    folder = own.folder
     todo = []
     for position in positions:
         target = job.plan.targets[position]
         record = own.targets.get(target.slug) or done.targets.get(target.slug)
-        if record is not None and done.is_done(target) and not _has_patches(out, record, job.key):
+        if (
+            record is not None
+            and done.is_done(target)
+            and not _has_patches(folder, record, job.key)
+        ):
             todo.append(position)
     if not todo:
         return 0
@@ -227,9 +243,10 @@ def run_patch_phase(job: _PatchJob, positions: Sequence[int], own: Results, done
     for column, position in enumerate(todo):
         target = job.plan.targets[position]
         record = dict(own.targets.get(target.slug) or done.targets[target.slug])
-        record["patches"] = _save_patches(job, out, target.slug, column, found, side)
+        record["patches"] = _save_patches(job, folder, target.slug, column, found, side)
         if job.trust is not None:
-            record["trust"] = job.trust(job.loaded, out / record["files"]["image"], found, column)
+            image = folder.path(record["files"]["image"])
+            record["trust"] = job.trust(job.loaded, image, found, column)
         own.targets[target.slug] = record
         job.say(f"saved {len(record['patches']['files'])} patches of {target.slug}")
     own.save()

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from maco_tf.errors import MacoError
+from maco_tf.files import OutputFolder
 from maco_tf.models import loading as models
 from maco_tf.models.layers import find_layer, layer_paths
 from maco_tf.models.loading import LoadedModel
@@ -55,15 +56,14 @@ def visualize(args: argparse.Namespace) -> int:
     """``maco-tf visualize``: optimise the missing targets into ``--out``; 0 when done."""
     started = time.perf_counter()
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise MacoError(f"--out {out} exists and is not a folder")
+    OutputFolder(out).check_writable()
     say = sayer(args.quiet)
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     targets = plan(args, loaded)
     settings = run_settings.run_settings(args, loaded)
     batch_size = run_settings.batch_size(args)
-    with writable(out, distribution) as folder:
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
         results = open_results(folder / RESULTS_FILE, settings, args.overwrite)
         pending = [i for i, target in enumerate(targets.targets) if not results.is_done(target)]
         pending = agreed_pending(args, settings, targets, pending, batch_size)

@@ -29,14 +29,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from maco_tf.cli.parser import build_parser
+from maco_tf.cli.parsing import join_negative_values, value_flags
 from maco_tf.errors import MacoError
-from maco_tf.models.zoo import CheckpointError, ImageNetClassError
-from maco_tf.runs.running import RunInterruptedError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-#: Exceptions that mean a user mistake: one-line message, exit code 2.
-USER_ERRORS = (MacoError, ImageNetClassError, CheckpointError)
 
 __all__ = ["main"]
 
@@ -53,9 +49,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv
         Arguments without the program name; default ``sys.argv[1:]``.
     """
+    try:
+        return _run(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:  # also while TensorFlow and the model load
+        print("maco-tf: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: list[str]) -> int:
+    # Imported here, not at the top: they load TensorFlow, which takes seconds, during which
+    # Ctrl-C must still be answered by main() with one line.
+    from maco_tf.cli.parser import build_parser
+    from maco_tf.models.zoo import CheckpointError, ImageNetClassError
+    from maco_tf.runs.running import RunInterruptedError
+
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(join_negative_values(argv, value_flags(parser)))
     except SystemExit as exc:  # --help, --version, or an argparse error (code 2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     if getattr(args, "handler", None) is None:
@@ -67,10 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunInterruptedError as exc:
         print(f"maco-tf: {exc}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except KeyboardInterrupt:
-        print("maco-tf: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except USER_ERRORS as exc:
+    except (MacoError, ImageNetClassError, CheckpointError) as exc:  # user mistakes
         print(f"maco-tf: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 
-__all__ = ["box_sizes", "int_list", "noise_level", "positive_int", "shard", "values_range"]
+from maco_tf.runs.indices import IndexListError, parse_indices
+
+__all__ = [
+    "box_sizes",
+    "int_list",
+    "join_negative_values",
+    "noise_level",
+    "positive_int",
+    "shard",
+    "value_flags",
+    "values_range",
+]
+
+#: A command-line word that is a value starting with a minus sign (``-1,1``, ``-.5``, ``-3``).
+_NEGATIVE_VALUE_RE = re.compile(r"-\.?\d")
 
 
 def positive_int(minimum: int) -> Callable[[str], int]:
@@ -25,23 +40,11 @@ def positive_int(minimum: int) -> Callable[[str], int]:
 
 
 def int_list(text: str) -> list[int]:
-    """``"0,3,10-12"`` -> ``[0, 3, 10, 11, 12]``."""
-    values: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        low, sep, high = part.partition("-")
-        try:
-            if sep and low:
-                values.extend(range(int(low), int(high) + 1))
-            else:
-                values.append(int(part))
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected comma-separated indices or ranges like 0,3,10-12; got {text!r}"
-            ) from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"empty index list {text!r}")
-    return values
+    """``"0,3,10-12"`` -> ``[0, 3, 10, 11, 12]`` (:func:`maco_tf.runs.indices.parse_indices`)."""
+    try:
+        return parse_indices(text)
+    except IndexListError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def noise_level(text: str) -> float:
@@ -89,3 +92,39 @@ def shard(text: str) -> tuple[int, int]:
     if not sep or n < 1 or not 0 <= i < n:
         raise argparse.ArgumentTypeError(f"expected I/N with 0 <= I < N; got {text!r}")
     return i, n
+
+
+def value_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """The option strings of ``parser`` and its sub-commands that take exactly one value."""
+    flags: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                flags |= value_flags(command)
+        elif action.option_strings and action.nargs is None:
+            flags.update(action.option_strings)
+    return flags
+
+
+def join_negative_values(argv: Sequence[str], flags: set[str]) -> list[str]:
+    """``[..., "--values-range", "-1,1", ...]`` -> ``[..., "--values-range=-1,1", ...]``.
+
+    argparse reads a word such as ``-1,1`` after a flag as another flag ("expected one
+    argument"); a value of one of ``flags`` that starts with a minus sign and a digit is joined
+    to its flag, which argparse then reads as the value. Words after ``--`` are left alone.
+    """
+    words = list(argv)
+    joined: list[str] = []
+    position = 0
+    while position < len(words):
+        word = words[position]
+        if word == "--":
+            return joined + words[position:]
+        following = words[position + 1] if position + 1 < len(words) else ""
+        if word in flags and _NEGATIVE_VALUE_RE.match(following):
+            joined.append(f"{word}={following}")
+            position += 2
+        else:
+            joined.append(word)
+            position += 1
+    return joined

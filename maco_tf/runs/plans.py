@@ -13,6 +13,7 @@ from maco_tf.errors import MacoError
 from maco_tf.models.layers import find_layer
 from maco_tf.models.loading import LoadedModel
 from maco_tf.models.zoo import resolve_classes
+from maco_tf.runs.indices import expand_class_spec
 from maco_tf.targets import units as targets
 
 __all__ = [
@@ -65,9 +66,13 @@ class Plan:
 
 
 def slug(text: str) -> str:
-    """A file stem for ``text``: ``/`` becomes ``__``, other characters but ``._-`` ``_``."""
+    """A safe file stem for ``text`` (:func:`maco_tf.files.is_safe_name`).
+
+    ``/`` becomes ``__``, characters other than letters, digits and ``._-`` become ``_``;
+    leading dots and underscores and trailing underscores are dropped.
+    """
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in text.replace("/", "__"))
-    return cleaned.strip("_") or "target"
+    return cleaned.lstrip("._").rstrip("_") or "target"
 
 
 def _layer_label(loaded: LoadedModel, layer: str) -> str:
@@ -75,11 +80,12 @@ def _layer_label(loaded: LoadedModel, layer: str) -> str:
 
 
 def _class_ids(spec: str, loaded: LoadedModel) -> list[int]:
+    entries = expand_class_spec(spec)
     if loaded.class_names is not None:
-        return resolve_classes(spec)
+        return resolve_classes(",".join(entries))
 
     ids = []
-    for entry in spec.split(","):
+    for entry in entries:
         try:
             ids.append(int(entry))
         except ValueError:
@@ -91,12 +97,14 @@ def _class_ids(spec: str, loaded: LoadedModel) -> list[int]:
 
 
 def plan_classes(loaded: LoadedModel, spec: str, layer: str | None = None) -> Plan:
-    """One target per class of ``spec`` (comma-separated names or indices), duplicates dropped.
+    """One target per class of ``spec`` (comma-separated names, indices or index ranges ``0-99``).
+
+    Duplicates are dropped.
 
     Raises
     ------
     MacoError
-        For an unknown class or layer, or a name on a model without class names.
+        For an unknown class or layer, a name on a model without class names, or a bad range.
     """
     layer = layer or loaded.logits_layer
     ids = list(dict.fromkeys(_class_ids(spec, loaded)))
@@ -128,7 +136,8 @@ def load_directions(path: str) -> np.ndarray:
     Raises
     ------
     MacoError
-        If the file cannot be read or holds no numeric array.
+        If the file cannot be read, holds no numeric array, or a direction that is all zeros
+        or not finite (it would have no gradient: an image that stays at its random start).
     """
     try:
         array = np.load(path, allow_pickle=False)
@@ -136,7 +145,18 @@ def load_directions(path: str) -> np.ndarray:
         raise MacoError(f"cannot read direction file '{path}': {exc}") from None
     if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
         raise MacoError(f"direction file '{path}' must hold one numeric array, (C,) or (N, C)")
-    return array.astype(np.float32)
+    vectors = array.astype(np.float32)
+    if vectors.size == 0:
+        raise MacoError(f"direction file '{path}' holds an empty array")
+    rows = vectors.reshape(-1, vectors.shape[-1]) if vectors.ndim else vectors.reshape(1, 1)
+    for number, row in enumerate(rows):
+        if not np.all(np.isfinite(row)):
+            raise MacoError(f"direction {number} of '{path}' has NaN or infinite values")
+        if not np.any(row):
+            raise MacoError(
+                f"direction {number} of '{path}' is all zeros: a direction needs a non-zero vector"
+            )
+    return vectors
 
 
 def plan_directions(loaded: LoadedModel, layer: str, path: str) -> Plan:

@@ -2,17 +2,24 @@
 
 A results file (``results.json``) holds the run's settings, one record per finished target
 (its slug, identity ``key``, files relative to the folder, objective value, top-5...) and one
-record per run. A target counts as done when a record with its key names three files that exist.
+record per run. A target counts as done when a record with its key names three files that exist
+inside the folder: every path a results file names goes through :class:`maco_tf.files.OutputFolder`,
+so a record naming a file elsewhere (absolute, ``..``, a symlink out) is not done, and
+``--overwrite`` never deletes such a file.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from maco_tf.errors import MacoError
-from maco_tf.files import write_text_atomically
+from maco_tf.files import OutputFolder, UnsafePathError, is_safe_name
+from maco_tf.outputs.render import save_visualization
 from maco_tf.runs.plans import Target
 from maco_tf.runs.settings import settings_diff
 from maco_tf.version import __version__
@@ -26,6 +33,7 @@ __all__ = [
     "open_results",
     "read_results",
     "record_done",
+    "save_target_files",
 ]
 
 RESULTS_FILE = "results.json"
@@ -34,9 +42,50 @@ FILE_KINDS = ("image", "rgba", "heatmap")
 
 
 def record_done(out: Path, record: dict) -> bool:
-    """Whether the three files a record names exist in ``out``."""
-    files = record.get("files") or {}
-    return all(kind in files and (out / files[kind]).is_file() for kind in FILE_KINDS)
+    """Whether the three files a record names exist in ``out`` (at safe paths)."""
+    files = record.get("files")
+    if not isinstance(files, dict):
+        return False
+    folder = OutputFolder(out)
+    return all(folder.is_file(files.get(kind)) for kind in FILE_KINDS)
+
+
+def save_target_files(
+    folder: OutputFolder,
+    stem: str,
+    image: np.ndarray,
+    transparency: np.ndarray,
+    values_range: tuple[float, float],
+) -> dict[str, str]:
+    """Save the three PNGs of a target in ``folder``; the files by kind, as results record them.
+
+    Parameters
+    ----------
+    folder
+        The output folder.
+    stem
+        ``<slug>`` or ``<sub-folder>/<slug>``: the files are ``<stem>.png``, ``<stem>_rgba.png``
+        and ``<stem>_heatmap.png``.
+    image, transparency, values_range
+        As :func:`~maco_tf.outputs.render.save_visualization` takes them.
+
+    Returns
+    -------
+    files
+        The files by kind (:data:`FILE_KINDS`), relative to the folder, as results record them.
+
+    Raises
+    ------
+    UnsafePathError
+        If the slug is not a safe name or the files would lie outside the folder.
+    """
+    parent, _, slug = stem.rpartition("/")
+    if not is_safe_name(slug):
+        raise UnsafePathError(f"refusing to write files for {slug!r}: not a safe file name")
+    folder.path(f"{stem}.png")
+    where = folder.path(parent) if parent else folder.root
+    paths = save_visualization(where, slug, image, transparency, values_range)
+    return {kind: paths[kind].relative_to(folder.root).as_posix() for kind in FILE_KINDS}
 
 
 @dataclass
@@ -58,9 +107,14 @@ class Results:
             "runs": self.runs,
         }
 
+    @property
+    def folder(self) -> OutputFolder:
+        """The folder of the results file, through which its files are written."""
+        return OutputFolder(self.path.parent)
+
     def save(self) -> None:
         """Rewrite the file atomically (:func:`maco_tf.files.write_atomically`)."""
-        write_text_atomically(self.path, json.dumps(self.to_json(), indent=2) + "\n")
+        self.folder.write_text(self.path.name, json.dumps(self.to_json(), indent=2) + "\n")
 
     def is_done(self, target: Target) -> bool:
         """Recorded with the same identity, and its three PNGs are on disk."""
@@ -101,6 +155,9 @@ def read_results(path: Path) -> ResultsFile:
 def discard(found: ResultsFile, differences: list[str], overwrite: bool) -> None:
     """Refuse results made with other settings, or (``overwrite``) delete them and their images.
 
+    Only files inside the folder are deleted (:meth:`maco_tf.files.OutputFolder.remove`); a
+    recorded path elsewhere is left alone, with a note on stderr.
+
     Raises
     ------
     MacoError
@@ -111,11 +168,17 @@ def discard(found: ResultsFile, differences: list[str], overwrite: bool) -> None
             f"{found.path} holds results made with other settings ({'; '.join(differences)}); "
             f"use another --out folder, or pass --overwrite to replace them"
         )
-    out = found.path.parent
+    folder = OutputFolder(found.path.parent)
     for record in found.records.values():
-        for file in (record.get("files") or {}).values():
-            (out / file).unlink(missing_ok=True)
-    found.path.unlink(missing_ok=True)
+        files = record.get("files")
+        for file in files.values() if isinstance(files, dict) else ():
+            if not folder.remove(file):
+                print(
+                    f"maco-tf: note: not deleting {file!r} named in {found.path.name}: it is not "
+                    f"a file inside {folder.root}",
+                    file=sys.stderr,
+                )
+    folder.remove(found.path.name)
 
 
 def open_results(path: Path, settings: dict, overwrite: bool) -> Results:

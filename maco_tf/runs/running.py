@@ -12,10 +12,9 @@ from pathlib import Path
 
 from maco_tf.core import visualization as api
 from maco_tf.models.loading import LoadedModel
-from maco_tf.outputs.render import save_visualization
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, image_ids
-from maco_tf.runs.results import FILE_KINDS, Results
+from maco_tf.runs.results import Results, save_target_files
 from maco_tf.runs.scoring import top5 as score_top5
 from maco_tf.targets import units as targets
 
@@ -68,7 +67,6 @@ def run_chunk(
     (:func:`~maco_tf.runs.plans.image_ids`) only, so it does not depend on the batch, the shard
     or the devices it ran in.
     """
-    out = results.path.parent
     ids = image_ids(plan)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", api.DeadObjectiveWarning)
@@ -86,8 +84,8 @@ def run_chunk(
     values = result.objective_values
     for position, index in enumerate(chunk):
         target = plan.targets[index]
-        paths = save_visualization(
-            out,
+        files = save_target_files(
+            results.folder,
             target.slug,
             result.images[position],
             result.transparency[position],
@@ -100,7 +98,7 @@ def run_chunk(
             "layer": target.layer,
             "index": target.index,
             "key": target.key,
-            "files": {kind: paths[kind].name for kind in FILE_KINDS},
+            "files": files,
             "objective_value": float(values[position]),
             "dead": bool(result.dead[position]),
             "top5": None if top5 is None else top5[position],

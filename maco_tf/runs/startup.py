@@ -17,7 +17,14 @@ from maco_tf.runs.plans import Plan
 from maco_tf.runs.running import Say
 from maco_tf.runs.settings import distribution as args_distribution
 
-__all__ = ["agreed_pending", "check_size", "load_model", "set_up_distribution", "writable"]
+__all__ = [
+    "agreed_pending",
+    "check_method",
+    "check_size",
+    "load_model",
+    "set_up_distribution",
+    "writable",
+]
 
 
 def set_up_distribution(args: argparse.Namespace, say: Say) -> Distribution:
@@ -33,12 +40,13 @@ def set_up_distribution(args: argparse.Namespace, say: Say) -> Distribution:
 def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -> LoadedModel:
     """The ``--model``, its weights mirrored over the strategy's devices when there is one.
 
-    Its loading notes are said; ``--size`` is checked against its input size.
+    Its loading notes are said; ``--size`` and ``--method`` are checked against its input.
 
     Raises
     ------
     MacoError
-        For a model that cannot be loaded, or a ``--size`` smaller than its input.
+        For a model that cannot be loaded, a ``--size`` smaller than its input, or
+        ``--method maco`` on a model whose images are not RGB.
     """
     scope = distribution.strategy.scope() if distribution.strategy else contextlib.nullcontext()
     with scope:
@@ -46,7 +54,23 @@ def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -
     for note in loaded.notes:
         say(f"note: {note}")
     check_size(args.size, loaded)
+    check_method(args.method, loaded)
     return loaded
+
+
+def check_method(method: str, loaded: LoadedModel) -> None:
+    """Refuse ``--method maco`` for a model whose images are not RGB (:class:`MacoError`).
+
+    MACO's bundled magnitude spectrum is that of RGB ImageNet photos; the command line has no
+    other one to give.
+    """
+    channels = int(loaded.model.inputs[0].shape[-1])
+    if method == "maco" and channels != 3:
+        raise MacoError(
+            f"model {loaded.name!r} takes {channels}-channel images, and --method maco's "
+            f"magnitude spectrum is that of RGB photos; use --method fourier (or pixel), or, "
+            f"from Python, visualize(..., maco_dataset=images) with {channels}-channel images"
+        )
 
 
 def check_size(size: int, loaded: LoadedModel) -> None:
