@@ -76,7 +76,7 @@ def test_shards_share_a_folder_and_each_unit_gets_a_page(sharded):
     assert sorted(first) == UNITS[0::2] and sorted(second) == UNITS[1::2]
     for record in [*first.values(), *second.values()]:
         assert record["kind"] == "channel" and record["layer"] == "conv2"
-        assert record["diverse"]["setting"] == "2x4" and len(record["diverse"]["files"]) == 2
+        assert record["diverse"]["setting"] == "2x0.1" and len(record["diverse"]["files"]) == 2
         assert len(record["patches"]["files"]) == 3
         assert all((sharded / name).is_file() for name in record["patches"]["files"])
         assert {"score", "layers", "visualization", "natural", "baseline"} <= set(record["trust"])
@@ -132,7 +132,7 @@ def test_more_copies_are_made_for_the_finished_units_only(sharded, model_file, t
     after = _mtimes(out)
     assert all(after[name] == before[name] for name in before if not name.startswith("diverse"))
     records = _records(out / "results.0-of-2.json")
-    assert records["conv2_ch0000"]["diverse"]["setting"] == "3x4"
+    assert records["conv2_ch0000"]["diverse"]["setting"] == "3x0.1"
     assert "patches" in records["conv2_ch0000"]  # kept while --examples is not given
 
 

@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 DEFAULT_COPIES = 3
-DEFAULT_DIVERSITY = 4.0
+DEFAULT_DIVERSITY = 0.1
 DEFAULT_PATCHES = 6
 #: Sub-folder of ``--out`` with the patches.
 PATCH_DIR = "patches"
