@@ -222,7 +222,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--noise",
         type=float,
         default=0.04,
-        help="noise_intensity, for a value range of width 2 (default 0.04 as maco-tf; the "
+        help="noise, for a value range of width 2 (default 0.04 as maco-tf; the "
         "library's and Xplique's is 0.08)",
     )
     parser.add_argument("--batch-size", type=int, default=None, help="images per compiled loop")
@@ -408,24 +408,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.xplique_schedule:
         # Xplique's settings but for the steps and crops: its crops, no whole view, its noise
         variants.append(("maco, Xplique crops", "maco", (0.5, 0.05), 0, None))
-    library_noise = inspect.signature(maco_tf.visualize).parameters["noise_intensity"].default
+    library_noise = inspect.signature(maco_tf.maco).parameters["noise_intensity"].default
     for label, method, (box_start, box_end), whole_views, noise in variants:
         optimizer = maco_tf.default_optimizer(method)
         if method == "maco" and args.maco_lr is not None:
             optimizer = type(optimizer)(learning_rate=args.maco_lr)
-        extra = {} if noise is None else {"noise_intensity": noise}
         start = time.perf_counter()
         viz = maco_tf.visualize(
             objective,
-            method,
+            method=method,
             optimizer=optimizer,
-            **extra,
-            nb_steps=args.steps,
-            nb_crops=args.crops,
+            noise=library_noise if noise is None else noise,
+            steps=args.steps,
+            crops=args.crops,
             values_range=loaded.values_range,
-            custom_shape=(args.size, args.size),
-            box_size=np.linspace(box_start, box_end, args.steps, dtype=np.float32),
-            whole_views=min(whole_views, args.crops),
+            size=args.size,
+            box_size=(box_start, box_end),
+            whole_views=whole_views,
             seed=args.seed,
             batch_size=args.batch_size,
             jit_compile=args.jit,

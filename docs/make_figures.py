@@ -165,12 +165,14 @@ def _method_runs(context: dict) -> dict[str, maco_tf.Visualization]:
             start = time.perf_counter()
             runs[method] = maco_tf.visualize(
                 objective,
-                method,
-                nb_steps=steps,
-                nb_crops=CROPS,
+                method=method,
+                steps=steps,
+                crops=CROPS,
                 box_size=box_sizes(steps),
+                whole_views=0,
+                noise=0.08,
                 values_range=RANGE,
-                custom_shape=SIZE,
+                size=SIZE,
                 seed=0,
                 batch_size=2,
             )
@@ -245,11 +247,13 @@ def fig_objectives(context: dict) -> None:
         start = time.perf_counter()
         run = maco_tf.visualize(
             objective,
-            nb_steps=steps,
-            nb_crops=CROPS,
+            steps=steps,
+            crops=CROPS,
             box_size=box_sizes(steps),
+            whole_views=0,
+            noise=0.08,
             values_range=RANGE,
-            custom_shape=SIZE,
+            size=SIZE,
             seed=0,
         )
         print(f"  {title}: {time.perf_counter() - start:.0f} s")
@@ -269,7 +273,7 @@ def fig_combine(context: dict) -> None:
         methods=("Saliency", "GradCAM", "RISE"),
         method_kwargs={"RISE": {"nb_samples": 8 * context["steps"]}},
         values_range=RANGE,
-        visualization={"nb_steps": context["steps"]},
+        visualization={"steps": context["steps"]},
     )
     print(f"  explain_class: {time.perf_counter() - start:.0f} s")
     save_figure(explanation.plot(cell_size=2.2), "combine", dpi=90)

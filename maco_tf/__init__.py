@@ -29,10 +29,15 @@ _EXPORTS = {
         "Visualization",
         "clear_cache",
         "default_optimizer",
-        "fourier",
-        "maco",
-        "pixel",
         "visualize",
+    ),
+    "maco_tf.core.config": ("EngineConfig", "Limits", "RunConfig"),
+    "maco_tf.core.dropin": ("fourier", "maco", "pixel"),
+    "maco_tf.core.parameterization": (
+        "FourierParameterization",
+        "MacoParameterization",
+        "Parameterization",
+        "PixelParameterization",
     ),
     "maco_tf.models.layers": ("layer_output", "layer_paths"),
     "maco_tf.models.loading": ("LoadedModel", "load_model"),
@@ -69,6 +74,7 @@ _EXPORTS = {
         "concept_objective",
         "visualize_concepts",
     ),
+    "maco_tf.targets.diversity": ("diversity",),
     "maco_tf.targets.inversion": ("InversionTargetError", "inversion_objective", "invert"),
     "maco_tf.targets.tokens": (
         "TokenLayerError",
@@ -89,14 +95,19 @@ _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
 
 if TYPE_CHECKING:
     import maco_tf.targets as targets
+    from maco_tf.core.config import EngineConfig, Limits, RunConfig
+    from maco_tf.core.dropin import fourier, maco, pixel
+    from maco_tf.core.parameterization import (
+        FourierParameterization,
+        MacoParameterization,
+        Parameterization,
+        PixelParameterization,
+    )
     from maco_tf.core.visualization import (
         DeadObjectiveWarning,
         Visualization,
         clear_cache,
         default_optimizer,
-        fourier,
-        maco,
-        pixel,
         visualize,
     )
     from maco_tf.models.layers import layer_output, layer_paths
@@ -135,6 +146,7 @@ if TYPE_CHECKING:
         concept_objective,
         visualize_concepts,
     )
+    from maco_tf.targets.diversity import diversity
     from maco_tf.targets.inversion import InversionTargetError, inversion_objective, invert
     from maco_tf.targets.tokens import (
         TokenLayerError,
@@ -164,6 +176,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "__version__",
+    "EngineConfig",
+    "FourierParameterization",
+    "Limits",
+    "MacoParameterization",
+    "Parameterization",
+    "PixelParameterization",
+    "RunConfig",
+    "diversity",
     "targets",
     "ClassExplanation",
     "explain_class",

@@ -37,7 +37,8 @@ def gray_model() -> keras.Model:
     return build_tiny_cnn(channels=1, seed=1)
 
 
-FAST = dict(nb_steps=4, nb_crops=2, custom_shape=(48, 48), seed=0)
+#: Few small steps, with Xplique's schedules and no whole views (as the drop-in).
+FAST = dict(steps=4, crops=2, size=48, seed=0, whole_views=0, noise=0.08, box_size=None)
 
 
 @pytest.fixture

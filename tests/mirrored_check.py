@@ -41,15 +41,19 @@ def main() -> dict:
         model, "conv2", 3
     )
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    settings = dict(nb_steps=6, nb_crops=3, custom_shape=(48, 48), seed=3, batch_size=4)
+    settings = dict(
+        steps=6, crops=3, size=48, seed=3, batch_size=4, whole_views=0, noise=0.08, box_size=None
+    )
     report: dict = {"replicas": strategy.num_replicas_in_sync}
     for method in ("maco", "fourier"):
-        single = maco_tf.visualize(objective, method, **settings)
-        repeated = maco_tf.visualize(objective, method, **settings)
+        single = maco_tf.visualize(objective, method=method, **settings)
+        repeated = maco_tf.visualize(objective, method=method, **settings)
         cache = LoopCache()
-        split = maco_tf.visualize(objective, method, strategy=strategy, cache=cache, **settings)
+        split = maco_tf.visualize(
+            objective, method=method, strategy=strategy, cache=cache, **settings
+        )
         with strategy.scope():  # the strategy of the open scope is the default one
-            scoped = maco_tf.visualize(objective, method, **settings)
+            scoped = maco_tf.visualize(objective, method=method, **settings)
         (loop,) = [entry[1] for entry in cache._entries.values()]
         report[method] = {
             "repeat_images": float(np.abs(single.images - repeated.images).max()),
@@ -67,9 +71,13 @@ def main() -> dict:
             "spread": float(single.images.std(axis=0).mean()),
         }
     errors = {}
-    for name, extra in {"jit": dict(jit_compile=True), "diversity": dict(diversity=0.5)}.items():
+    variants = {
+        "jit": (objective, dict(jit_compile=True)),
+        "diversity": (objective - 0.5 * maco_tf.diversity("conv2"), {}),
+    }
+    for name, (variant, extra) in variants.items():
         try:
-            maco_tf.visualize(objective, strategy=strategy, **settings, **extra)
+            maco_tf.visualize(variant, strategy=strategy, **settings, **extra)
         except InvalidSettingError as exc:
             errors[name] = str(exc)
     report["errors"] = errors

@@ -61,19 +61,15 @@ def test_xplique_objectives(tiny_model, build):
 
 def test_visualization_result(tiny_model):
     result = maco_tf.visualize(
-        Objective.neuron(tiny_model, "logits", [0, 1]),
-        nb_steps=5,
-        nb_crops=2,
-        custom_shape=None,
-        seed=4,
+        Objective.neuron(tiny_model, "logits", [0, 1]), steps=5, crops=2, size=None, seed=4
     )
-    assert result.images.shape == (2, 32, 32, 3)  # custom_shape=None: the model input size
+    assert result.images.shape == (2, 32, 32, 3)  # size=None: the model input size
     assert result.names == ("Neuron#logits_0", "Neuron#logits_1")
     assert result.loss_history.shape == (5, 2) and result.objective_values.shape == (2,)
     assert result.seed == 4 and result.method == "maco"
     assert (
         maco_tf.visualize(
-            Objective.neuron(tiny_model, "logits", 0), nb_steps=1, nb_crops=1, custom_shape=None
+            Objective.neuron(tiny_model, "logits", 0), steps=1, crops=1, size=None, seed=None
         ).seed
         >= 0
     )
@@ -129,8 +125,8 @@ def test_grayscale_with_dataset(gray_model, rng):
         (dict(values_range=(1, -1)), "reversed"),
         (dict(values_range=(0, 0)), "empty"),
         (dict(values_range=(0,)), "two numbers"),
-        (dict(nb_steps=0), "nb_steps"),
-        (dict(nb_crops=-1), "nb_crops"),
+        (dict(nb_steps=0), "steps"),
+        (dict(nb_crops=-1), "crops"),
         (dict(custom_shape=(16, 64)), "smaller than the model input"),
         (dict(batch_size=0), "batch_size"),
         (dict(box_size=2.0), "box_size"),
@@ -143,7 +139,7 @@ def test_bad_settings(tiny_model, kwargs, match):
 
 
 def test_grayscale_without_dataset(gray_model):
-    with pytest.raises(maco_tf.SpectrumError, match="maco_dataset"):
+    with pytest.raises(maco_tf.SpectrumError, match="magnitude_dataset"):
         maco_tf.maco(Objective.neuron(gray_model, "logits", 0), nb_steps=2)
 
 
@@ -179,7 +175,7 @@ def test_nan_gradients_are_skipped_and_reported(fast_settings):
     model = keras.Model(inputs, x)
     with pytest.warns(maco_tf.DeadObjectiveWarning, match="NaN"):
         result = maco_tf.visualize(Objective.neuron(model, "nan", 0), **fast_settings)
-    assert result.nonfinite_steps.tolist() == [fast_settings["nb_steps"]]
+    assert result.nonfinite_steps.tolist() == [fast_settings["steps"]]
     assert np.all(np.isfinite(result.images))
 
 
@@ -196,10 +192,10 @@ def _gram_similarity(model, layer, images):
 
 
 def test_copies_with_diversity_are_more_diverse(tiny_model):
-    settings = dict(nb_steps=24, nb_crops=2, custom_shape=(40, 40), seed=0, copies=3)
+    settings = dict(steps=24, crops=2, size=40, seed=0, copies=3, whole_views=0, noise=0.08)
     objective = Objective.channel(tiny_model, "conv1", 2)
-    plain = maco_tf.visualize(objective, **settings)
-    diverse = maco_tf.visualize(objective, diversity=50.0, **settings)
+    plain = maco_tf.visualize(objective, box_size=None, **settings)
+    diverse = maco_tf.visualize(objective - 50 * maco_tf.diversity(), box_size=None, **settings)
     assert plain.names == ("Channel#conv1_2 #0", "Channel#conv1_2 #1", "Channel#conv1_2 #2")
     assert diverse.images.shape == (3, 40, 40, 3)
     assert not np.allclose(plain.images[0], plain.images[1])
@@ -208,29 +204,75 @@ def test_copies_with_diversity_are_more_diverse(tiny_model):
     assert after < before - 0.01, (before, after)
 
 
+def test_diversity_algebra(tiny_model, fast_settings):
+    objective = Objective.channel(tiny_model, "conv1", 2)
+    term = 5 * maco_tf.diversity("conv2")
+    assert term.weight == 5.0 and (-term).weight == -5.0
+    subtracted = maco_tf.visualize(objective - term, copies=2, **fast_settings)
+    added = maco_tf.visualize(
+        objective + (-5.0) * maco_tf.diversity("conv2"), copies=2, **fast_settings
+    )
+    np.testing.assert_array_equal(subtracted.images, added.images)
+    plain = maco_tf.visualize(objective, copies=2, **fast_settings)
+    assert not np.allclose(plain.images, subtracted.images)
+    with pytest.raises(maco_tf.InvalidSettingError, match="nothing to maximise"):
+        maco_tf.visualize(maco_tf.diversity("conv2"), **fast_settings)
+
+
 def test_diversity_needs_a_spatial_layer(tiny_model):
-    with pytest.raises(maco_tf.InvalidSettingError, match="diversity_layer"):
-        maco_tf.visualize(Objective.neuron(tiny_model, "logits", 0), nb_steps=1, diversity=1.0)
+    objective = Objective.neuron(tiny_model, "logits", 0)
+    with pytest.raises(maco_tf.InvalidSettingError, match="spatial layer"):
+        maco_tf.visualize(objective - maco_tf.diversity(), steps=1)
     result = maco_tf.visualize(
-        Objective.neuron(tiny_model, "logits", 0),
-        nb_steps=2,
-        nb_crops=1,
-        custom_shape=None,
-        copies=2,
-        diversity=1.0,
-        diversity_layer="conv2",
-        seed=0,
+        objective - maco_tf.diversity("conv2"), steps=2, crops=1, size=None, copies=2, seed=0
     )
     assert result.images.shape == (2, 32, 32, 3)
 
 
-def test_whole_views_are_checked_and_recorded(tiny_model, fast_settings):
+def test_old_argument_names_say_what_replaced_them(tiny_model):
+    objective = Objective.neuron(tiny_model, "logits", 0)
+    with pytest.raises(maco_tf.InvalidSettingError, match="nb_steps is now steps.*valid names"):
+        maco_tf.visualize(objective, nb_steps=2)
+    with pytest.raises(maco_tf.InvalidSettingError, match="maco_tf.diversity"):
+        maco_tf.visualize(objective, diversity=1.0)
+
+
+def test_config_and_overrides(tiny_model, fast_settings):
     objective = Objective.neuron(tiny_model, "logits", [0, 1])
-    result = maco_tf.visualize(objective, whole_views=1, **fast_settings)
+    config = maco_tf.RunConfig(**fast_settings)
+    by_config = maco_tf.visualize(objective, config)
+    by_keywords = maco_tf.visualize(objective, **fast_settings)
+    np.testing.assert_array_equal(by_config.images, by_keywords.images)
+    assert by_config.config.replace(batch_size=None, lanes=None) == config
+    again = maco_tf.visualize(objective, by_config.config)
+    np.testing.assert_array_equal(again.images, by_config.images)
+    other = maco_tf.visualize(objective, config, seed=1)
+    assert other.seed == 1 and not np.allclose(other.images, by_config.images)
+    with pytest.raises(maco_tf.InvalidSettingError, match="RunConfig"):
+        maco_tf.visualize(objective, {"steps": 2})
+
+
+def test_parameterization_instance_as_method(tiny_model, fast_settings):
+    objective = Objective.neuron(tiny_model, "logits", 0)
+    instance = maco_tf.FourierParameterization((48, 48, 3), (-1.0, 1.0))
+    by_instance = maco_tf.visualize(objective, method=instance, **fast_settings)
+    by_name = maco_tf.visualize(objective, method="fourier", **fast_settings)
+    np.testing.assert_array_equal(by_instance.images, by_name.images)
+    assert by_instance.method == "fourier"
+    gray = maco_tf.PixelParameterization((48, 48, 1), (-1.0, 1.0))
+    with pytest.raises(maco_tf.InvalidSettingError, match="channel"):
+        maco_tf.visualize(objective, method=gray, **fast_settings)
+
+
+def test_whole_views_are_recorded_and_capped_at_the_crops(tiny_model, fast_settings):
+    objective = Objective.neuron(tiny_model, "logits", [0, 1])
+    result = maco_tf.visualize(objective, **{**fast_settings, "whole_views": 1})
     assert result.settings["whole_views"] == 1 and np.all(np.isfinite(result.images))
     assert not np.allclose(result.images, maco_tf.visualize(objective, **fast_settings).images)
-    with pytest.raises(maco_tf.InvalidSettingError, match="whole_views"):
-        maco_tf.visualize(objective, whole_views=3, **fast_settings)  # FAST has 2 crops
+    every = maco_tf.visualize(objective, **{**fast_settings, "whole_views": 3})  # 2 crops
+    same = maco_tf.visualize(objective, **{**fast_settings, "whole_views": 2})
+    assert every.settings["whole_views"] == 2
+    np.testing.assert_array_equal(every.images, same.images)
 
 
 def test_auto_batch_size_balances_the_batches():
@@ -261,10 +303,13 @@ def test_mixed_bfloat16_model():
     assert model.get_layer("conv").compute_dtype == "bfloat16"
     result = maco_tf.visualize(
         Objective.neuron(model, "logits", [0, 1]) + Objective.channel(model, "conv", 0),
-        nb_steps=12,
-        nb_crops=2,
-        custom_shape=(48, 48),
+        steps=12,
+        crops=2,
+        size=48,
         seed=0,
+        whole_views=0,
+        noise=0.08,
+        box_size=None,
     )
     assert result.images.dtype == np.float32 and result.images.shape == (2, 48, 48, 3)
     assert np.isfinite(result.images).all() and not result.dead.any()

@@ -10,9 +10,9 @@ import pytest
 
 import maco_tf.core.visualization
 import maco_tf.models.loading
+from maco_tf import RunConfig
 from maco_tf.cli.main import main
 from maco_tf.runs.results import open_results
-from maco_tf.runs.settings import DEFAULT_NOISE
 
 from .conftest import build_tiny_cnn, lock_held_elsewhere
 
@@ -81,7 +81,7 @@ def test_default_model_classes_then_resume(tmp_path, capsys):
         assert {f"{slug}.png", f"{slug}_rgba.png", f"{slug}_heatmap.png"} <= names
     results = _results(out)
     assert results["settings"]["model"] == "efficientnet_lite0"
-    assert results["settings"]["steps"] == 2 and results["settings"]["size"] == 224
+    assert results["settings"]["steps"] == 2 and results["settings"]["size"] == [224, 224]
     espresso = results["targets"][0]
     assert espresso["name"] == "espresso" and espresso["index"] == 967
     assert len(espresso["top5"]) == 5 and isinstance(espresso["top5"][0]["name"], str)
@@ -111,7 +111,7 @@ def test_channels_on_a_model_file(tmp_path, tiny_file, capsys):
     assert first["top5"][0]["name"].isdigit()  # no class names: indices
     assert results["runs"][0]["batch_size"] == 2
     assert results["settings"]["values_range"] == [0.0, 255.0]
-    assert results["settings"]["noise"] == DEFAULT_NOISE
+    assert results["settings"]["noise"] == RunConfig().noise
 
 
 def test_resume_skips_finished_targets(tmp_path, tiny_file, capsys):
@@ -139,6 +139,48 @@ def test_settings_change_is_refused_unless_overwrite(tmp_path, tiny_file, capsys
     assert "--overwrite" in err and len(err.splitlines()) == 1
     assert main([*changed, "--overwrite"]) == 0
     assert _results(out)["settings"]["steps"] == 3
+
+
+def test_results_of_older_versions_are_recognised(tmp_path, tiny_file, capsys):
+    out = tmp_path / "out"
+    assert main(_tiny_args(tiny_file, out, "--quiet")) == 0
+    results = _results(out)
+    old = {k: results["settings"][k] for k in ("model", "model_identity", "model_source")}
+    for key in ("values_range", "method", "steps", "crops", "box_size", "whole_views", "noise"):
+        old[key] = results["settings"][key]
+    old.update(size=results["settings"]["size"][0], seed=results["settings"]["seed"])
+    results["settings"] = old  # the keys written before RunConfig: size an int, no copies...
+    (out / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    assert main(_tiny_args(tiny_file, out)) == 0
+    assert "0 computed, 4 skipped" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--size", "100000"], "size=100000 is over the limit max_size=4096"),
+        (["--steps", str(10**12)], "steps=1000000000000 is over the limit max_steps"),
+        (["--seed", str(2**63)], "seed 9223372036854775808 is outside [0, 2**63)"),
+    ],
+)
+def test_bounds_refuse_with_exit_2_before_loading(tmp_path, flags, message, capsys, monkeypatch):
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(maco_tf.models.loading, "load_model", no_loading)
+    args = ["visualize", "--model", "x.keras", "--layer", "conv1", "--channel", "0"]
+    assert main([*args, *flags, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_seeds_do_not_alias_modulo_2_32(tmp_path, tiny_file):
+    images = {}
+    for seed in ("0", str(2**32)):
+        out = tmp_path / seed
+        assert main([*_tiny_args(tiny_file, out, "--quiet"), "--seed", seed]) == 0
+        images[seed] = (out / "conv1_ch0000.png").read_bytes()
+    assert images["0"] != images[str(2**32)]
 
 
 def test_interrupt_keeps_finished_chunks(tmp_path, tiny_file, capsys, monkeypatch):

@@ -11,7 +11,7 @@ from maco_tf.outputs.combine import (
 )
 from maco_tf.targets.units import neuron
 
-FAST_VIS = dict(nb_steps=4, nb_crops=2, custom_shape=(48, 48), seed=0)
+FAST_VIS = dict(steps=4, crops=2, size=(48, 48), seed=0)
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_explain_class_tiny(tiny_model, photos):
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=1e-5)
     assert result.class_probability.shape == (2,)
     assert result.visualization_prediction.shape == (10,)
-    assert result.visualization is not None and result.visualization.settings["nb_steps"] == 4
+    assert result.visualization is not None and result.visualization.settings["steps"] == 4
     assert result.class_name == "class 3"
     # the predictions are the model's on the prepared images
     np.testing.assert_allclose(
@@ -165,7 +165,7 @@ def test_efficientnet_coffee_saliency():
         "espresso",
         [data.coffee()],
         methods=("Saliency",),
-        visualization=dict(nb_steps=4, nb_crops=2, seed=0),
+        visualization=dict(steps=4, crops=2, seed=0),
     )
     assert result.values_range == (0.0, 255.0)
     assert result.class_id == 967 and result.class_name == "espresso"

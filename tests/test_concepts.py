@@ -92,7 +92,7 @@ def fitted():
 def concepts_run(fitted):
     craft, _ = fitted
     return visualize_concepts(
-        craft, nb_steps=48, nb_crops=4, custom_shape=(IMAGE, IMAGE), box_size=0.8, seed=0
+        craft, steps=48, crops=4, size=IMAGE, box_size=0.8, seed=0, whole_views=0, noise=0.08
     )
 
 
@@ -198,22 +198,18 @@ def test_visualize_chosen_concepts_and_given_importances(fitted):
         class_id=0,
         concept_ids=[1, 0],
         importances=[0.1, 0.4],
-        nb_steps=2,
-        nb_crops=1,
-        custom_shape=None,
+        steps=2,
+        crops=1,
+        size=None,
         seed=0,
     )
     assert run.names == ("Concept#1", "Concept#0")
     assert run.images.shape == (2, SIZE, SIZE, 3)
     np.testing.assert_allclose(run.importances, [0.4, 0.1])
     assert run.ranked_concepts == (1, 0)
-    none = visualize_concepts(
-        craft, concept_ids=0, importances=False, nb_steps=1, nb_crops=1, custom_shape=None
-    )
+    none = visualize_concepts(craft, concept_ids=0, importances=False, steps=1, crops=1, size=None)
     assert none.importances is None and none.ranking is None and none.ranked_concepts is None
-    twice = visualize_concepts(
-        craft, importances=[0.1, 0.4], copies=2, nb_steps=1, nb_crops=1, custom_shape=None
-    )
+    twice = visualize_concepts(craft, importances=[0.1, 0.4], copies=2, steps=1, crops=1, size=None)
     assert twice.names == ("Concept#0 #0", "Concept#0 #1", "Concept#1 #0", "Concept#1 #1")
     assert twice.concept_ids == (0, 0, 1, 1)
     np.testing.assert_allclose(twice.importances, [0.1, 0.1, 0.4, 0.4])
@@ -227,12 +223,12 @@ def test_craft_manager_picks_the_class(fitted):
         g, craft.latent_to_logit_model, images, labels, [0, 1], NB_CONCEPTS, patch_size=16
     )
     manager.fit()
-    run = visualize_concepts(manager, class_id=1, importances=False, nb_steps=1, nb_crops=1)
+    run = visualize_concepts(manager, class_id=1, importances=False, steps=1, crops=1)
     assert run.class_id == 1 and len(run) == NB_CONCEPTS
     with pytest.raises(TargetIndexError, match=r"classes: \[0, 1\]"):
-        visualize_concepts(manager, class_id=5, nb_steps=1)
+        visualize_concepts(manager, class_id=5, steps=1)
     with pytest.raises(maco_tf.MacoError, match="class_id="):
-        visualize_concepts(manager, nb_steps=1)
+        visualize_concepts(manager, steps=1)
 
 
 def test_holistic_craft_scores_every_position():
@@ -253,7 +249,7 @@ def test_holistic_craft_scores_every_position():
     value = compiled.funcs[0](tf.constant(latent), tf.constant(compiled.masks[0][1][None]))
     expected = np.mean([_numpy_dot_cossim(v, bank[1], 2.0) for v in latent.reshape(-1, 6)])
     np.testing.assert_allclose(float(tf.reduce_mean(value)), expected, rtol=1e-4)
-    run = visualize_concepts(craft, nb_steps=2, nb_crops=1, custom_shape=None, seed=0)
+    run = visualize_concepts(craft, steps=2, crops=1, size=None, seed=0)
     assert run.class_id == 1 and run.images.shape == (3, SIZE, SIZE, 3)
     assert run.importances is None  # HolisticCraft's importance needs images and an operator
 
@@ -270,11 +266,11 @@ def test_bad_input(fitted):
     with pytest.raises(ConceptIndexError, match="integers"):
         concept_objective(craft, [1.5])
     with pytest.raises(TargetIndexError, match="fitted on class 0"):
-        visualize_concepts(craft, class_id=1, nb_steps=1)
+        visualize_concepts(craft, class_id=1, steps=1)
     with pytest.raises(ConceptModelError, match="8 channels"):
         concept_objective(craft, layer="conv1")
     with pytest.raises(maco_tf.MacoError, match="importances"):
-        visualize_concepts(craft, importances=[1.0, 2.0, 3.0], nb_steps=1)
+        visualize_concepts(craft, importances=[1.0, 2.0, 3.0], steps=1)
     with pytest.raises(ConceptModelError, match="CraftTf"):
         concept_objective(object())
     assert issubclass(CraftNotFittedError, maco_tf.MacoError)

@@ -26,7 +26,7 @@ def test_traced_once_and_reused(tiny_model, fast_settings):
     maco_tf.visualize(
         Objective.neuron(tiny_model, "logits", [0, 1]),
         cache=cache,
-        **{**fast_settings, "nb_steps": 11, "box_size": 0.3},
+        **{**fast_settings, "steps": 11, "box_size": 0.3},
     )
     loops = _loops(cache)
     assert len(loops) == 1
@@ -41,7 +41,7 @@ def test_new_loops_do_not_set_off_the_retracing_warning(tiny_model, fast_setting
             maco_tf.visualize(
                 Objective.neuron(tiny_model, "logits", list(range(count))),
                 cache=cache,
-                **{**fast_settings, "nb_steps": 2},
+                **{**fast_settings, "steps": 2},
             )
     loops = _loops(cache)
     assert len(loops) == 6
@@ -84,10 +84,12 @@ def test_images_of_a_batch_are_independent(tiny_model, fast_settings):
 def test_objective_increases(tiny_model):
     result = maco_tf.visualize(
         Objective.channel(tiny_model, "conv1", [2, 5]),
-        nb_steps=40,
-        nb_crops=4,
-        custom_shape=(48, 48),
+        steps=40,
+        crops=4,
+        size=48,
         seed=0,
+        whole_views=0,
+        noise=0.08,
         box_size=0.6,  # a fixed crop size keeps the losses of early and late steps comparable
     )
     history = result.loss_history
@@ -109,7 +111,7 @@ def test_xla_loop_is_reproducible_and_optimises(tiny_model, fast_settings):
     # XLA draws other random numbers than graph mode for the same seed (see maco_tf.core.augment),
     # so XLA is compared with itself, and checked to optimise like graph mode
     objective = Objective.channel(tiny_model, "conv1", [0, 3])
-    settings = {**fast_settings, "nb_steps": 24, "box_size": 0.6}
+    settings = {**fast_settings, "steps": 24, "box_size": 0.6}
     graph = maco_tf.visualize(objective, **settings)
     xla = maco_tf.visualize(objective, jit_compile=True, **settings)
     again = maco_tf.visualize(objective, jit_compile=True, **settings)
@@ -120,7 +122,7 @@ def test_xla_loop_is_reproducible_and_optimises(tiny_model, fast_settings):
 
 def test_whole_image_mode(tiny_model, fast_settings):
     result = maco_tf.visualize(
-        Objective.neuron(tiny_model, "logits", 0), **{**fast_settings, "nb_crops": 0}
+        Objective.neuron(tiny_model, "logits", 0), **{**fast_settings, "crops": 0}
     )
     assert result.images.shape == (1, 48, 48, 3)
 
@@ -145,9 +147,9 @@ def test_dead_unit_is_reported(fast_settings):
 
 def test_fresh_and_pooled_noise_both_optimise(tiny_model, fast_settings):
     objective = Objective.channel(tiny_model, "act2", [0, 3])  # nonlinear: noise matters
-    settings = {**fast_settings, "nb_steps": 16, "box_size": 0.6}
+    settings = {**fast_settings, "steps": 16, "box_size": 0.6}
     pooled = maco_tf.visualize(objective, **settings)  # the default
-    assert pooled.settings["pooled_noise"]
+    assert pooled.settings["engine"]["pooled_noise"]
     fresh = maco_tf.visualize(objective, pooled_noise=False, **settings)
     assert not np.allclose(pooled.images, fresh.images)
     for run in (pooled, fresh):
@@ -179,10 +181,10 @@ def test_model_in_lanes_gives_the_outputs_of_one_batch(lanes):
 
 def test_lanes_change_images_at_rounding_level_only(tiny_model, fast_settings):
     objective = Objective.neuron(tiny_model, "logits", [0, 7])
-    settings = {**fast_settings, "nb_crops": 4}
+    settings = {**fast_settings, "crops": 4}
     one = maco_tf.visualize(objective, lanes=1, **settings)
     two = maco_tf.visualize(objective, lanes=2, **settings)
-    assert (one.settings["lanes"], two.settings["lanes"]) == (1, 2)
+    assert (one.config.engine.lanes, two.config.engine.lanes) == (1, 2)
     np.testing.assert_allclose(one.images, two.images, atol=1e-3)
     np.testing.assert_allclose(one.transparency, two.transparency, rtol=1e-3, atol=1e-6)
 
@@ -196,7 +198,7 @@ def test_reruns_are_bit_identical_with_lanes_and_whole_views(tiny_model, fast_se
     (TensorFlow's CPU crop gradient races on them).
     """
     objective = Objective.neuron(tiny_model, "logits", [0, 7])
-    settings = {**fast_settings, "nb_steps": 12, "nb_crops": 8, "whole_views": 1, "lanes": 2}
+    settings = {**fast_settings, "steps": 12, "crops": 8, "whole_views": 1, "lanes": 2}
     runs = [maco_tf.visualize(objective, **settings) for _ in range(3)]
     for run in runs[1:]:
         np.testing.assert_array_equal(run.images, runs[0].images)
@@ -208,4 +210,4 @@ def test_auto_lanes(tiny_model, fast_settings):
     assert auto_lanes() == expected
     assert auto_lanes(jit_compile=True) == 1
     result = maco_tf.visualize(Objective.neuron(tiny_model, "logits", 0), **fast_settings)
-    assert result.settings["lanes"] == expected
+    assert result.config.engine.lanes == expected

@@ -18,9 +18,9 @@ from maco_tf.targets.inversion import (
 from .planted import maco_phase_randomized
 
 SIZE = 32
-# Whole images (nb_crops=0, invert's default) keep the MACO image aligned with the target; a
+# Whole images (crops=0, invert's default) keep the MACO image aligned with the target; a
 # 96 px parameterization is resized to the 32 px input at every step.
-SETTINGS = {"nb_steps": 128, "custom_shape": (96, 96), "seed": 0}
+SETTINGS = {"steps": 128, "size": (96, 96), "seed": 0, "noise": 0.08}
 
 
 def bright_square(top: int = 8, left: int = 8, side: int = 16) -> np.ndarray:
@@ -75,7 +75,7 @@ def test_inversion_follows_the_target(tiny_model):
 
 
 def test_l2_metric_reduces_the_distance(tiny_model):
-    run = invert(tiny_model, bright_square(), "act2", metric="l2", **{**SETTINGS, "nb_steps": 32})
+    run = invert(tiny_model, bright_square(), "act2", metric="l2", **{**SETTINGS, "steps": 32})
     history = run.loss_history[:, 0]
     assert history.max() <= 0.0
     assert history[-4:].mean() > history[0] + 0.1

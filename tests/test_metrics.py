@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import maco_tf
 from maco_tf.core.visualization import Visualization
 from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
 from maco_tf.models.loading import LoadedModel
@@ -374,7 +375,7 @@ def test_mismatched_sets_and_classes(colour_model):
         transferability(images, 0, [])
     with pytest.raises(MetricInputError, match="keras.Model"):
         self_recognition(images, 0, "efficientnet")
-    with pytest.raises(MetricInputError, match="values_range"):
+    with pytest.raises(maco_tf.InvalidSettingError, match="values_range .* is reversed"):
         self_recognition(images, 0, colour_model, values_range=(1, 0))
 
 

@@ -140,7 +140,7 @@ def test_values_range_override_and_bad_range():
         application_kwargs={"input_shape": (96, 96, 3), "alpha": 0.35},
     )
     assert loaded.values_range == (0.0, 1.0)
-    with pytest.raises(maco_tf.MacoError, match="LOW < HIGH"):
+    with pytest.raises(maco_tf.MacoError, match="values_range .* is reversed"):
         load_model("MobileNetV2", values_range=(1, 0))
 
 
@@ -155,7 +155,7 @@ def test_savedmodel_wrapped_for_logits(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded.model(x)), np.asarray(model(x)), atol=1e-5)
     objective = targets.class_logits(loaded.model, [1, 2], layer=loaded.logits_layer)
     result = maco_tf.visualize(
-        objective, nb_steps=2, nb_crops=1, custom_shape=None, values_range=(0, 255), seed=0
+        objective, steps=2, crops=1, size=None, values_range=(0, 255), seed=0
     )
     assert result.images.shape == (2, 24, 24, 3) and not result.dead.any()
 

@@ -49,11 +49,13 @@ from .planted import (
 SEEDS = (0, 1)
 IMAGE_SIZE = 96
 SETTINGS = {
-    "nb_steps": 48,
-    "nb_crops": 6,
-    "custom_shape": (IMAGE_SIZE, IMAGE_SIZE),
+    "steps": 48,
+    "crops": 6,
+    "size": (IMAGE_SIZE, IMAGE_SIZE),
     "box_size": 0.9,
     "values_range": (-1, 1),
+    "whole_views": 0,
+    "noise": 0.08,
 }
 NB_COPIES = 20
 
@@ -71,7 +73,7 @@ def planted():
     records = []
     for seed in SEEDS:
         runs = {
-            method: maco_tf.visualize(objective, method, seed=seed, cache=cache, **SETTINGS)
+            method: maco_tf.visualize(objective, method=method, seed=seed, cache=cache, **SETTINGS)
             for method in ("maco", "pixel")
         }
         maco_resp = responses(model, runs["maco"].images)

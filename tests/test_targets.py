@@ -96,7 +96,7 @@ def test_index_errors(tiny_model, build, message):
 def test_channel_vector_direction_on_a_conv_layer(tiny_model):
     objective = targets.direction(tiny_model, "conv2", np.linspace(-1, 1, 8))
     assert objective.masks[0][0].shape == (1, 1, 8)
-    result = maco_tf.visualize(objective, nb_steps=2, nb_crops=1, custom_shape=None, seed=0)
+    result = maco_tf.visualize(objective, steps=2, crops=1, size=None, seed=0)
     assert np.isfinite(result.objective_values).all()
 
 
@@ -130,7 +130,7 @@ def test_nested_path_objectives_produce_images(nested_model):
     objective = targets.channel(nested_model, f"{backbone}/block_13_expand_relu", [0, 3])
     objective = objective + targets.neuron(nested_model, "logits", 1)
     result = maco_tf.visualize(
-        objective, nb_steps=3, nb_crops=1, custom_shape=(96, 96), values_range=(0, 255), seed=0
+        objective, steps=3, crops=1, size=(96, 96), values_range=(0, 255), seed=0
     )
     assert result.images.shape == (2, 96, 96, 3)
     assert np.all(np.isfinite(result.images))

@@ -189,7 +189,7 @@ def test_visualize_token_objectives_in_one_batch(vit):
     objective = tokens.token_channel(vit, "block", [0, 1]) + tokens.token_neuron(
         vit, "attention", 2, tokens="cls"
     )
-    run = maco_tf.visualize(objective, nb_steps=4, nb_crops=2, custom_shape=(48, 48), seed=0)
+    run = maco_tf.visualize(objective, steps=4, crops=2, size=(48, 48), seed=0)
     assert run.images.shape == (2, 48, 48, 3)
     assert run.names[0] == "TokenChannel#block[patches]_0 & TokenNeuron#attention[cls]_2"
     assert np.all(np.isfinite(run.images))
@@ -227,10 +227,12 @@ def test_bad_token_layers_and_selections(vit):
 PLANTED_SEEDS = (0, 1)
 PLANTED_SETTINGS = {
     "optimizer": keras.optimizers.Nadam(0.3),
-    "nb_steps": 128,
-    "nb_crops": 6,
-    "custom_shape": (96, 96),
+    "steps": 128,
+    "crops": 6,
+    "size": (96, 96),
     "box_size": 0.9,  # crops of about the whole image: the scale the whole-image checks use
+    "whole_views": 0,
+    "noise": 0.08,
 }
 NB_COPIES = 20
 

@@ -25,7 +25,7 @@ from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, Target
 from maco_tf.runs.results import Results, save_target_files
 from maco_tf.runs.running import Say
-from maco_tf.runs.settings import optimisation_arguments
+from maco_tf.runs.settings import config
 
 __all__ = ["CONCEPT_DIR", "DEFAULT_CONCEPTS", "run_concept_phase"]
 
@@ -137,18 +137,23 @@ def _fit_craft(job: _ConceptJob, target: Target, sources: Sequence[Path]) -> obj
     return craft
 
 
-def _visualize_craft(job: _ConceptJob, craft: object, target: Target, seed: int):
-    """MACO images of every concept of ``craft``, with the atlas's optimisation settings."""
+def _visualize_craft(job: _ConceptJob, craft: object, target: Target, position: int):
+    """MACO images of every concept of ``craft``, with the atlas's optimisation settings.
+
+    The concepts of the class at ``position`` get the image ids ``position * concepts + k``:
+    the run's seed, random streams of their own.
+    """
     from maco_tf.targets.concepts import visualize_concepts
 
     args = job.args
+    first = position * args.concepts
     return visualize_concepts(
         craft,
         class_id=target.index,
-        **optimisation_arguments(args, job.loaded),
-        seed=seed,
+        config=config(args),
         batch_size=args.batch_size or args.concepts,
         progress=not args.quiet,
+        image_ids=list(range(first, first + args.concepts)),
     )
 
 
@@ -194,7 +199,7 @@ def _run_concepts(
     """Fit CRAFT on a class's examples, visualise its concepts, save and record them."""
     key = _concept_key(target, sources, job.args.concepts)
     craft = _fit_craft(job, target, sources)
-    result = _visualize_craft(job, craft, target, seed=job.args.seed + position)
+    result = _visualize_craft(job, craft, target, position)
     _record_concepts(job, target, key, result, craft, results)
     job.say(f"saved {job.args.concepts} concepts of {target.slug} ({len(sources)} examples)")
 

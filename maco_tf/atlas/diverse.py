@@ -1,8 +1,9 @@
 """Diverse images of the atlas units: ``--copies K`` images per unit, pushed apart while optimised.
 
 The K copies of a unit are optimised together in one compiled batch by
-:func:`maco_tf.core.visualization.visualize` (``copies=K``, ``diversity=W``: Lucid's Gram-matrix
-similarity, subtracted from the objective), with the atlas's optimisation settings. They are saved
+:func:`maco_tf.core.visualization.visualize` (``copies=K``, the objective
+``unit - W * maco_tf.diversity()``: Lucid's Gram-matrix similarity at the unit's layer), with the
+atlas's run config. They are saved
 in ``diverse/`` and recorded in the unit's results record under ``"diverse"``, keyed by K and W,
 so a re-run with the same flags skips them.
 """
@@ -22,8 +23,9 @@ from maco_tf.outputs.render import save_png, to_uint8
 from maco_tf.runs.plans import Plan, image_ids
 from maco_tf.runs.results import Results
 from maco_tf.runs.running import Say
-from maco_tf.runs.settings import optimisation_arguments
+from maco_tf.runs.settings import config
 from maco_tf.targets import units as targets
+from maco_tf.targets.diversity import diversity
 
 __all__ = ["DIVERSE_DIR", "copy_ids", "diverse_setting", "has_diverse", "run_diverse_phase"]
 
@@ -57,18 +59,20 @@ def has_diverse(folder: OutputFolder, record: dict, setting: str) -> bool:
     )
 
 
-def _visualize_copies(args: argparse.Namespace, loaded: LoadedModel, plan: Plan, position: int):
+def _visualize_copies(args: argparse.Namespace, plan: Plan, position: int):
     """The ``--copies`` images of one unit, optimised jointly with the diversity term."""
     ids = copy_ids(image_ids(plan)[position], args.copies)
+    objective = targets.select(plan.objective, [position])
+    if args.diversity:
+        objective = objective - args.diversity * diversity()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", api.DeadObjectiveWarning)
         return api.visualize(
-            targets.select(plan.objective, [position]),
-            **optimisation_arguments(args, loaded),
+            objective,
+            config(args),
             seed=args.seed + 1,
             batch_size=args.copies,
             copies=args.copies,
-            diversity=args.diversity,
             progress=not args.quiet,
             image_ids=ids,
         )
@@ -129,7 +133,7 @@ def run_diverse_phase(
         if record is None or not done.is_done(target) or has_diverse(own.folder, record, setting):
             continue
         try:
-            result = _visualize_copies(args, loaded, plan, position)
+            result = _visualize_copies(args, plan, position)
         except MacoError as exc:
             print(f"maco-tf: warning: no diverse images: {exc}", file=sys.stderr)
             return made

@@ -86,7 +86,7 @@ def run_shard(
         For results made with other settings (without ``--overwrite``).
     """
     positions = shard_positions(len(plan.targets), args.shard)
-    settings = run_settings.run_settings(args, loaded)
+    settings = run_settings.run_settings(run_settings.config(args), loaded)
     own = open_shard(out, results_name(args.shard), settings, args.overwrite)
     done = finished(out, own)
     pending = [p for p in positions if not done.is_done(plan.targets[p])]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,7 @@ from maco_tf.atlas.shards import merge_records, results_paths
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder, UnsafePathError, is_safe_name
 from maco_tf.runs.results import ResultsFile, read_results, record_done
-from maco_tf.runs.settings import SETTING_KEYS, settings_diff
+from maco_tf.runs.settings import settings_diff, settings_key
 from maco_tf.version import __version__
 
 __all__ = ["Site", "collect"]
@@ -31,21 +30,17 @@ class Site:
     version: str = __version__
 
 
-def _settings_key(settings: dict) -> str:
-    return json.dumps([settings.get(key) for key in SETTING_KEYS], sort_keys=True)
-
-
 def _choose_files(
     files: list[ResultsFile], settings: dict | None
 ) -> tuple[list[ResultsFile], list[str]]:
     """The results files to show: those with ``settings`` (default: the largest group)."""
     groups: dict[str, list[ResultsFile]] = {}
     for found in files:
-        groups.setdefault(_settings_key(found.settings), []).append(found)
+        groups.setdefault(settings_key(found.settings), []).append(found)
     if not groups:
         return [], []
     if settings is not None:
-        key = _settings_key(settings)
+        key = settings_key(settings)
     else:
         key = max(groups, key=lambda k: (sum(len(f.records) for f in groups[k]), k))
     chosen = groups.get(key, [])

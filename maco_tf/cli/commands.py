@@ -61,7 +61,7 @@ def visualize(args: argparse.Namespace) -> int:
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     targets = plan(args, loaded)
-    settings = run_settings.run_settings(args, loaded)
+    settings = run_settings.run_settings(run_settings.config(args), loaded)
     batch_size = run_settings.batch_size(args)
     with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
         results = open_results(folder / RESULTS_FILE, settings, args.overwrite)

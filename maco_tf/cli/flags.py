@@ -6,14 +6,7 @@ import argparse
 
 from maco_tf.cli.parsing import box_sizes, int_list, noise_level, positive_int, values_range
 from maco_tf.core.distribute import STRATEGIES
-from maco_tf.runs.settings import (
-    DEFAULT_BOX_SIZE,
-    DEFAULT_CROPS,
-    DEFAULT_NOISE,
-    DEFAULT_SIZE,
-    DEFAULT_STEPS,
-    DEFAULT_WHOLE_VIEWS,
-)
+from maco_tf.runs.settings import default
 
 __all__ = [
     "add_model_arguments",
@@ -77,45 +70,53 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
     """
     how.add_argument("--method", choices=("maco", "fourier", "pixel"), default="maco")
     how.add_argument(
-        "--steps", type=positive_int(1), default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}"
+        "--steps",
+        type=positive_int(1),
+        default=default("steps"),
+        help=f"default {default('steps')}",
     )
     how.add_argument(
         "--crops",
         type=positive_int(0),
-        default=DEFAULT_CROPS,
-        help=f"per step; default {DEFAULT_CROPS}",
+        default=default("crops"),
+        help=f"per step; default {default('crops')}",
     )
     how.add_argument(
         "--size",
         type=positive_int(1),
-        default=DEFAULT_SIZE,
-        help=f"image side; default {DEFAULT_SIZE}",
+        default=default("size"),
+        help=f"image side; default {default('size')}",
     )
     how.add_argument(
         "--box-size",
         type=box_sizes,
-        default=DEFAULT_BOX_SIZE,
+        default=default("box_size"),
         metavar="START,END",
         help="crop side as a fraction of the image side, linear from START to END "
-        f"(default {DEFAULT_BOX_SIZE[0]:g},{DEFAULT_BOX_SIZE[1]:g}; Xplique's is 0.5,0.05)",
+        "(default {:g},{:g}; Xplique's is 0.5,0.05)".format(*default("box_size")),
     )
     how.add_argument(
         "--whole-views",
         type=positive_int(0),
-        default=DEFAULT_WHOLE_VIEWS,
+        default=default("whole_views"),
         metavar="K",
         help=f"of the --crops views each step, K show the whole image (default "
-        f"{DEFAULT_WHOLE_VIEWS}; Xplique: 0)",
+        f"{default('whole_views')}; Xplique: 0)",
     )
     how.add_argument(
         "--noise",
         type=noise_level,
-        default=DEFAULT_NOISE,
+        default=default("noise"),
         metavar="STD",
         help=f"noise std added to every view, for inputs of range width 2 (scaled to the "
-        f"model's range; default {DEFAULT_NOISE:g}; Xplique: 0.08)",
+        f"model's range; default {default('noise'):g}; Xplique: 0.08)",
     )
-    how.add_argument("--seed", type=positive_int(0), default=0, help="default 0")
+    how.add_argument(
+        "--seed",
+        type=positive_int(0),
+        default=default("seed"),
+        help=f"from 0 to 2**63 - 1; default {default('seed')}",
+    )
     how.add_argument(
         "--batch-size",
         type=positive_int(1),

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.core.seeds import CROP_SALT, NOISE_SALT, step_seeds
 from maco_tf.errors import InvalidSettingError
 
 Schedule = float | Callable[[int], float] | Sequence[float] | np.ndarray | None
@@ -80,7 +81,7 @@ def resolve_schedule(
         values = np.asarray(value, dtype=np.float32).reshape(-1)
         if values.shape[0] != nb_steps:
             raise InvalidSettingError(
-                f"{name} has {values.shape[0]} values but nb_steps={nb_steps}; give one per step"
+                f"{name} has {values.shape[0]} values but steps={nb_steps}; give one per step"
             )
     values = np.asarray(values, dtype=np.float32)
     if not np.all(np.isfinite(values)):
@@ -105,17 +106,10 @@ def noise_schedule(noise_intensity: Schedule, nb_steps: int) -> np.ndarray:
     def default(steps: int) -> np.ndarray:
         return np.logspace(0, -4, steps, dtype=np.float32)
 
-    values = resolve_schedule(noise_intensity, nb_steps, "noise_intensity", default)
+    values = resolve_schedule(noise_intensity, nb_steps, "noise", default)
     if np.any(values < 0):
-        raise InvalidSettingError("noise_intensity must be >= 0")
+        raise InvalidSettingError(f"noise must be >= 0; got values down to {values.min():g}")
     return values
-
-
-def step_seeds(image_seeds: tf.Tensor, step: tf.Tensor, salt: int) -> tf.Tensor:
-    """Stateless seeds ``(N, 2)`` for one random draw of one step, per image."""
-    step = tf.cast(step, tf.int64)
-    salted = step * 16 + salt
-    return tf.stack([image_seeds, tf.broadcast_to(salted, tf.shape(image_seeds))], axis=1)
 
 
 def _axis_sampling(
@@ -562,7 +556,7 @@ def random_crop_lanes(
             parts.append(tf.reshape(lane, (nb_images * (last - first), *view_shape)))
     noises: list[list[tf.Tensor]] = [[] for _ in spans]
     for j in range(nb_images):
-        seeds = step_seeds(image_seeds[j : j + 1], step, 1)[0]
+        seeds = step_seeds(image_seeds[j : j + 1], step, NOISE_SALT)[0]
         if pool is None:
             noise = gaussian_plus_uniform((views, *view_shape), seeds)
         else:
@@ -591,7 +585,7 @@ def _crop_geometry(
     """
     boxes, shifts = [], []
     for j in range(nb_images):
-        seeds = step_seeds(image_seeds[j : j + 1], step, 0)[0]
+        seeds = step_seeds(image_seeds[j : j + 1], step, CROP_SALT)[0]
         draws = tf.random.stateless_normal((3, nb_crops), seed=seeds, alg="philox")
         center_y = 0.5 + draws[0] * CENTER_STD
         center_x = 0.5 + draws[1] * CENTER_STD

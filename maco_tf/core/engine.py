@@ -33,9 +33,10 @@ import numpy as np
 import tensorflow as tf
 
 from maco_tf.core.augment import noise_pool, random_crop_lanes
-from maco_tf.core.objectives import CompiledObjective, batch_similarity, per_image_losses
+from maco_tf.core.objectives import CompiledObjective, batch_terms_value, per_image_losses
 from maco_tf.core.parameterization import Parameterization
-from maco_tf.errors import IncompatibleModelError
+from maco_tf.core.seeds import pool_seed
+from maco_tf.models.layers import model_input_size
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
 
@@ -73,45 +74,14 @@ class LoopOutput:
     losses: np.ndarray  # (nb_steps, n_images): objective value at each step
     nonfinite_steps: np.ndarray  # (n_images,): steps whose gradient was NaN/inf and skipped
 
-
-#: Salt of the noise pool's random stream ("pool").
-_POOL_SALT = 0x706F6F6C
-
-
-def image_seeds(seed: int, indices: Sequence[int]) -> np.ndarray:
-    """Stateless seed of each image index, int64."""
-    mixed = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, 0x6D61636F])  # "maco"
-    base = int(mixed.generate_state(1, dtype=np.uint32)[0])
-    return np.asarray([base * 1_000_003 + int(i) for i in indices], dtype=np.int64) % (2**62)
-
-
-def model_input_size(model: keras.Model) -> tuple[int, int, int]:
-    """``(height, width, channels)`` of a model's single image input, or a clear error."""
-    inputs = getattr(model, "inputs", None)
-    if not inputs:
-        raise IncompatibleModelError(
-            f"{getattr(model, 'name', model)!r} has no defined inputs; build it on an "
-            f"input, e.g. keras.Input((224, 224, 3))"
+    def keep(self, count: int) -> LoopOutput:
+        """The output of the first ``count`` images (the others were padding)."""
+        return LoopOutput(
+            self.images[:count],
+            self.transparency[:count],
+            self.losses[:, :count],
+            self.nonfinite_steps[:count],
         )
-    if len(inputs) != 1:
-        raise IncompatibleModelError(
-            f"model {model.name!r} has {len(inputs)} inputs; MACO needs a single image input"
-        )
-    shape = tuple(inputs[0].shape)
-    if len(shape) != 4:
-        raise IncompatibleModelError(
-            f"model {model.name!r} takes inputs of shape {shape}; MACO needs images "
-            f"(batch, height, width, channels), channels last"
-        )
-    height, width, channels = shape[1:]
-    if channels is None:
-        raise IncompatibleModelError(f"model {model.name!r} has an unknown channel count")
-    if height is None or width is None:
-        raise IncompatibleModelError(
-            f"model {model.name!r} accepts any image size {shape}; rebuild it on a fixed "
-            f"size input, e.g. keras.Input((224, 224, {channels}))"
-        )
-    return int(height), int(width), int(channels)
 
 
 class CompiledLoop:
@@ -178,10 +148,10 @@ class CompiledLoop:
                 "jit_compile with a multi-replica strategy: one XLA cluster cannot span the "
                 "replicas' devices; use jit_compile=False or a single-replica strategy"
             )
-        if objective.diversity_weight and self.nb_replicas > 1:
+        if objective.batch_terms and self.nb_replicas > 1:
             raise ValueError(
-                "the diversity term couples the images of a batch, which a multi-replica "
-                "strategy splits; use diversity=0 or a single-replica strategy"
+                "a batch term (diversity) couples the images of a batch, which a multi-replica "
+                "strategy splits; drop the term or use a single-replica strategy"
             )
         self.objective = objective
         self.parameterization = parameterization
@@ -312,10 +282,8 @@ class CompiledLoop:
             values = per_image_losses(
                 self.objective, outputs[:nb_losses], masks, multipliers, nb_local, views
             )
-            total = tf.reduce_sum(values)
-            if self.objective.diversity_weight:
-                similarity = batch_similarity(outputs[nb_losses], nb_local, views)
-                total -= self.objective.diversity_weight * nb_local * similarity
+            batch_value = batch_terms_value(self.objective, outputs[nb_losses:], nb_local, views)
+            total = tf.reduce_sum(values) + batch_value
         grad_params, grad_images = tape.gradient(total, [params, images])
         param_axes = list(range(1, len(grad_params.shape)))
         image_axes = list(range(1, len(grad_images.shape)))
@@ -348,8 +316,7 @@ class CompiledLoop:
         self.trace_count += 1  # Python side effect: runs only while tracing
         pool = None
         if self._pooled:  # one pool per call, the same for every batch: shards stay equal
-            pool_seed = tf.stack([run_seed, tf.cast(start, tf.int64) * 16 + _POOL_SALT])
-            pool = noise_pool(self._noise_size, pool_seed)
+            pool = noise_pool(self._noise_size, pool_seed(run_seed, start))
         history = tf.TensorArray(tf.float32, size=count)
         for offset in tf.range(count):
             step = start + offset

@@ -19,6 +19,36 @@ import numpy as np
 import tensorflow as tf
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+#: ``(features of all views, nb_images, nb_views) -> scalar``.
+BatchFn = Callable[[tf.Tensor, int, int], tf.Tensor]
+
+
+@dataclass(frozen=True)
+class BatchTerm:
+    """A term of the objective computed on a whole batch: it couples the batch's images.
+
+    Attributes
+    ----------
+    name
+        What the term is, for messages (``"diversity"``).
+    output
+        Symbolic output of the layer the term reads.
+    func
+        ``func(features, nb_images, nb_views)``: a scalar from the features
+        ``(nb_images * nb_views, ...)`` of every view of the batch.
+    weight
+        Factor of the term; it is added ``weight * nb_images * func(...)`` to the batch's
+        summed objective, i.e. ``weight * func(...)`` per image.
+    """
+
+    name: str
+    output: object
+    func: BatchFn
+    weight: float
+
+    def key(self) -> tuple:
+        """Hashable description of what the traced term computes."""
+        return (self.name, id(self.output), callable_key(self.func), float(self.weight))
 
 
 @dataclass(frozen=True)
@@ -39,10 +69,9 @@ class CompiledObjective:
         One factor per sub-objective, ``(n_sub,)``.
     names
         Name of each combination.
-    diversity_output
-        Symbolic output of the layer whose features the diversity term spreads apart, or None.
-    diversity_weight
-        Weight of the diversity term (0: none; images stay independent of each other).
+    batch_terms
+        Terms computed on a whole batch (e.g. diversity), added to the batch's objective;
+        none: every image is optimised independently of the others.
     """
 
     model: object
@@ -51,8 +80,7 @@ class CompiledObjective:
     masks: tuple[np.ndarray, ...]
     multipliers: np.ndarray
     names: tuple[str, ...]
-    diversity_output: object = None
-    diversity_weight: float = 0.0
+    batch_terms: tuple[BatchTerm, ...] = ()
 
     @property
     def nb_combinations(self) -> int:
@@ -65,15 +93,13 @@ class CompiledObjective:
             tuple(id(output) for output in self.outputs),
             tuple(callable_key(func) for func in self.funcs),
             tuple(mask.shape[1:] for mask in self.masks),
-            id(self.diversity_output) if self.diversity_weight else None,
-            float(self.diversity_weight),
+            tuple(term.key() for term in self.batch_terms),
         )
 
     @property
     def feature_outputs(self) -> list:
-        """Outputs the model must produce: the losses' layers, then the diversity layer."""
-        extra = [self.diversity_output] if self.diversity_weight else []
-        return [*self.outputs, *extra]
+        """Outputs the model must produce: the losses' layers, then the batch terms' layers."""
+        return [*self.outputs, *(term.output for term in self.batch_terms)]
 
 
 def repeat(compiled: CompiledObjective, copies: int) -> CompiledObjective:
@@ -88,18 +114,29 @@ def repeat(compiled: CompiledObjective, copies: int) -> CompiledObjective:
     return dataclasses.replace(compiled, masks=masks, names=names)
 
 
-def with_diversity(
-    compiled: CompiledObjective, layer_output: object, weight: float
-) -> CompiledObjective:
-    """Add a batch diversity term on ``layer_output`` (a spatial layer, (B, H, W, C))."""
-    if len(layer_output.shape) != 4:
-        raise ValueError(
-            f"the diversity layer must be spatial (batch, height, width, channels); its "
-            f"output has shape {tuple(layer_output.shape)}"
-        )
-    return dataclasses.replace(
-        compiled, diversity_output=layer_output, diversity_weight=float(weight)
-    )
+def batch_terms_value(
+    compiled: CompiledObjective, outputs: Sequence[tf.Tensor], nb_images: int, nb_views: int
+) -> tf.Tensor:
+    """Sum of the objective's batch terms on one batch (0 when it has none).
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    outputs
+        The batch terms' layer outputs for all views, in ``compiled.batch_terms`` order.
+    nb_images, nb_views
+        Images in the batch and views per image.
+
+    Returns
+    -------
+    value
+        Scalar float32: ``sum_k weight_k * nb_images * func_k(outputs[k], ...)``.
+    """
+    total = tf.constant(0.0)
+    for term, output in zip(compiled.batch_terms, outputs, strict=True):
+        total += term.weight * nb_images * term.func(output, nb_images, nb_views)
+    return total
 
 
 def batch_similarity(features: tf.Tensor, nb_images: int, nb_views: int) -> tf.Tensor:

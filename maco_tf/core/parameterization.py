@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from maco_tf.core.color import recorrelate
+from maco_tf.core.seeds import start_generator
 from maco_tf.core.spectrum import spectrum_shape
 
 _EPS = 1e-5
@@ -70,11 +71,6 @@ def _polar_spectrum(
         return (cos * tf.math.imag(upstream) - sin * tf.math.real(upstream)) * magnitude, None
 
     return spectrum, grad
-
-
-def image_seed(seed: int, index: int) -> np.random.Generator:
-    """Random generator of image ``index`` for a run seeded with ``seed``."""
-    return np.random.default_rng([int(seed) & 0xFFFFFFFF, int(index)])
 
 
 class Parameterization(ABC):
@@ -177,7 +173,10 @@ class MacoParameterization(Parameterization):
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
         """Gaussian phases of spread ``PHASE_SPREAD``, one generator per image index."""
         return np.stack(
-            [image_seed(seed, i).normal(scale=PHASE_SPREAD, size=self.param_shape) for i in indices]
+            [
+                start_generator(seed, i).normal(scale=PHASE_SPREAD, size=self.param_shape)
+                for i in indices
+            ]
         ).astype(np.float32)
 
     def buffers(self) -> dict[str, np.ndarray]:
@@ -253,7 +252,10 @@ class FourierParameterization(Parameterization):
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
         """Small Gaussian spectra, one generator per image index."""
         return np.stack(
-            [image_seed(seed, i).normal(scale=self.std, size=self.param_shape) for i in indices]
+            [
+                start_generator(seed, i).normal(scale=self.std, size=self.param_shape)
+                for i in indices
+            ]
         ).astype(np.float32)
 
     def cache_key(self) -> tuple:
@@ -299,7 +301,10 @@ class PixelParameterization(Parameterization):
     def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
         """Small Gaussian pixels, one generator per image index."""
         return np.stack(
-            [image_seed(seed, i).normal(scale=self.std, size=self.param_shape) for i in indices]
+            [
+                start_generator(seed, i).normal(scale=self.std, size=self.param_shape)
+                for i in indices
+            ]
         ).astype(np.float32)
 
     def spatial(self, params: tf.Tensor) -> tf.Tensor:

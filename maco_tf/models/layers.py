@@ -17,10 +17,23 @@ import re
 from collections.abc import Iterator
 
 import keras
+import numpy as np
 
 from maco_tf.errors import IncompatibleModelError, UnknownLayerError, format_suggestions, suggest
 
-__all__ = ["PATH_SEPARATOR", "find_layer", "layer_output", "layer_paths"]
+__all__ = [
+    "PATH_SEPARATOR",
+    "find_layer",
+    "input_in_graph",
+    "is_model",
+    "is_softmax_activation",
+    "is_softmax_layer",
+    "as_probabilities",
+    "layer_label",
+    "layer_output",
+    "layer_paths",
+    "model_input_size",
+]
 
 #: Separator between the names of a layer path.
 PATH_SEPARATOR = "/"
@@ -28,8 +41,19 @@ PATH_SEPARATOR = "/"
 _INDEX_RE = re.compile(r"[+-]?\d+")
 
 
-def _is_model(layer: object) -> bool:
-    """True for a model (functional or Sequential) whose own layers can be addressed."""
+def is_model(layer: object) -> bool:
+    """True for a model (functional or Sequential) whose own layers can be addressed.
+
+    Parameters
+    ----------
+    layer
+        Any object.
+
+    Returns
+    -------
+    nested
+        True when ``layer`` is a Keras model with layers of its own.
+    """
     return isinstance(layer, keras.Model) and bool(getattr(layer, "layers", None))
 
 
@@ -37,7 +61,7 @@ def _walk_paths(model: keras.Model, prefix: str) -> Iterator[str]:
     for layer in model.layers:
         path = f"{prefix}{layer.name}"
         yield path
-        if _is_model(layer):
+        if is_model(layer):
             yield from _walk_paths(layer, path + PATH_SEPARATOR)
 
 
@@ -148,7 +172,7 @@ def find_layer(model: keras.Model, layer: str | int) -> list[keras.layers.Layer]
         else:
             found = _get_by_name(current, part, model, path)
         chain.append(found)
-        if depth < len(parts) - 1 and not _is_model(found):
+        if depth < len(parts) - 1 and not is_model(found):
             raise UnknownLayerError(
                 f"layer {path!r} of model {model.name!r} is a {type(found).__name__}, not a "
                 f"nested model, so it has no layer {parts[depth + 1]!r}"
@@ -193,8 +217,26 @@ def _output_in_graph(model: keras.Model, layer: keras.layers.Layer) -> object:
     return outputs[0] if len(outputs) == 1 else outputs
 
 
-def _input_in_graph(model: keras.Model, layer: keras.Model) -> object:
-    """Symbolic tensor(s) feeding the nested model ``layer`` inside ``model``'s graph."""
+def input_in_graph(model: keras.Model, layer: keras.Model) -> object:
+    """Symbolic tensor(s) feeding the nested model ``layer`` inside ``model``'s graph.
+
+    Parameters
+    ----------
+    model
+        The outer model.
+    layer
+        A nested model that is one of ``model``'s direct layers.
+
+    Returns
+    -------
+    tensor
+        The tensor (or list of tensors) that ``layer`` is called on in ``model``.
+
+    Raises
+    ------
+    IncompatibleModelError
+        When ``layer`` is not connected to ``model``'s inputs.
+    """
     nodes = _graph_nodes(model).get(id(layer))
     if not nodes:
         raise IncompatibleModelError(
@@ -237,4 +279,129 @@ def layer_output(model: keras.Model, layer: str | int) -> object:
     inner_output = layer_output(nested, inner_path)
     inputs = _model_inputs(nested)
     sub_model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, inner_output)
-    return sub_model(_input_in_graph(model, nested))
+    return sub_model(input_in_graph(model, nested))
+
+
+def layer_label(model: keras.Model, layer: str | int) -> str:
+    """The path of a layer as names: an index (or a numeric part of a path) becomes a name.
+
+    Parameters
+    ----------
+    model
+        The model to search.
+    layer
+        A name, index or path, as :func:`find_layer` takes.
+
+    Returns
+    -------
+    label
+        E.g. ``"mobilenetv2_1.00_224/block_13_expand_relu"`` for ``"mobilenetv2_1.00_224/-20"``.
+
+    Raises
+    ------
+    UnknownLayerError
+        As :func:`find_layer`.
+    """
+    return PATH_SEPARATOR.join(item.name for item in find_layer(model, layer))
+
+
+def is_softmax_layer(layer: object) -> bool:
+    """True for a layer that applies a softmax and nothing else.
+
+    Parameters
+    ----------
+    layer
+        A Keras layer.
+
+    Returns
+    -------
+    softmax
+        True for ``keras.layers.Softmax`` and ``Activation("softmax")``; a layer such as a
+        ``Dense(..., activation="softmax")`` is not (it computes more than the softmax).
+    """
+    if isinstance(layer, keras.layers.Softmax):
+        return True
+    return type(layer) is keras.layers.Activation and is_softmax_activation(layer.activation)
+
+
+def as_probabilities(scores: object) -> np.ndarray:
+    """Class scores as probabilities: kept when they already are, else through a softmax.
+
+    Parameters
+    ----------
+    scores
+        ``(..., classes)`` model outputs: logits or probabilities.
+
+    Returns
+    -------
+    probabilities
+        float64, same shape, each row summing to 1. Rows are read as probabilities when all
+        values are >= 0 and every row sums to 1 (within 1e-3).
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    if np.all(values >= 0) and np.allclose(values.sum(axis=-1), 1.0, atol=1e-3):
+        return values
+    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def is_softmax_activation(activation: object) -> bool:
+    """True when a layer's ``activation`` (a Keras activation function) is the softmax.
+
+    Parameters
+    ----------
+    activation
+        A layer's ``activation`` attribute.
+
+    Returns
+    -------
+    softmax
+        True for ``keras.activations.softmax``.
+    """
+    return getattr(activation, "__name__", "") == "softmax"
+
+
+def model_input_size(model: keras.Model) -> tuple[int, int, int]:
+    """``(height, width, channels)`` of a model's single image input.
+
+    Parameters
+    ----------
+    model
+        A Keras model with one ``(batch, height, width, channels)`` input of fixed size.
+
+    Returns
+    -------
+    size
+        ``(height, width, channels)`` as ints.
+
+    Raises
+    ------
+    IncompatibleModelError
+        For a model without inputs, with several inputs, with non-image inputs, or with an
+        unknown height, width or channel count.
+    """
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        raise IncompatibleModelError(
+            f"{getattr(model, 'name', model)!r} has no defined inputs; build it on an "
+            f"input, e.g. keras.Input((224, 224, 3))"
+        )
+    if len(inputs) != 1:
+        raise IncompatibleModelError(
+            f"model {model.name!r} has {len(inputs)} inputs; MACO needs a single image input"
+        )
+    shape = tuple(inputs[0].shape)
+    if len(shape) != 4:
+        raise IncompatibleModelError(
+            f"model {model.name!r} takes inputs of shape {shape}; MACO needs images "
+            f"(batch, height, width, channels), channels last"
+        )
+    height, width, channels = shape[1:]
+    if channels is None:
+        raise IncompatibleModelError(f"model {model.name!r} has an unknown channel count")
+    if height is None or width is None:
+        raise IncompatibleModelError(
+            f"model {model.name!r} accepts any image size {shape}; rebuild it on a fixed "
+            f"size input, e.g. keras.Input((224, 224, {channels}))"
+        )
+    return int(height), int(width), int(channels)

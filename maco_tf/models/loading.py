@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 
+from maco_tf.checks import check_values_range
 from maco_tf.errors import IncompatibleModelError, MacoError, format_suggestions, suggest
+from maco_tf.models.layers import is_softmax_activation, is_softmax_layer
 from maco_tf.models.zoo import EFFICIENTNET_LITE0_SPEC, ImageNetClasses, get_imagenet_classes
 
 __all__ = [
@@ -264,21 +265,15 @@ def _output_units(model: keras.Model) -> int | None:
     return int(shape[-1]) if len(shape) == 2 and shape[-1] is not None else None
 
 
-def _is_softmax(activation: object) -> bool:
-    return getattr(activation, "__name__", "") == "softmax"
-
-
 def _strip_softmax(model: keras.Model) -> tuple[keras.Model, str, tuple[str, ...]]:
     """Model whose last layer gives logits, its logits layer, and notes of what changed."""
     last = model.layers[-1]
-    if isinstance(last, keras.layers.Softmax) or (
-        type(last) is keras.layers.Activation and _is_softmax(last.activation)
-    ):
+    if is_softmax_layer(last):
         previous = last.input._keras_history[0] if hasattr(last.input, "_keras_history") else None
         if previous is not None and previous in model.layers:
             note = f"final softmax layer {last.name!r} skipped: classes use {previous.name!r}"
             return model, previous.name, (note,)
-    if isinstance(last, keras.layers.Dense) and _is_softmax(last.activation):
+    if isinstance(last, keras.layers.Dense) and is_softmax_activation(last.activation):
         config = {**last.get_config(), "activation": "linear", "name": f"{last.name}_logits"}
         linear = keras.layers.Dense.from_config(config)
         logits = linear(last.input)
@@ -428,18 +423,6 @@ def _load_zoo() -> LoadedModel:
     )
 
 
-def _check_range(values_range: Sequence[float] | None) -> tuple[float, float] | None:
-    if values_range is None:
-        return None
-    try:
-        low, high = (float(v) for v in values_range)
-    except (TypeError, ValueError) as exc:
-        raise MacoError(f"values_range must be two numbers LOW,HIGH; got {values_range!r}") from exc
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise MacoError(f"values_range must be finite with LOW < HIGH; got {values_range!r}")
-    return low, high
-
-
 def load_model(
     spec: str | os.PathLike | None = None,
     *,
@@ -477,7 +460,7 @@ def load_model(
     IncompatibleModelError
         For a model without a single fixed-size image input.
     """
-    values_range = _check_range(values_range)
+    values_range = None if values_range is None else check_values_range(values_range)
     if spec is None or _normalize(str(spec)) == _normalize(ZOO_NAME):
         loaded = _load_zoo()
     else:

@@ -17,7 +17,7 @@ Examples
 ...     methods=("Saliency", "GradCAM", "RISE"),
 ...     method_kwargs={"RISE": {"nb_samples": 500}},
 ...     values_range=(0, 255),
-...     visualization={"nb_steps": 128, "custom_shape": (320, 320)},
+...     visualization={"steps": 128, "size": 320},
 ... )
 >>> explanation.plot().savefig("espresso.png")  # doctest: +SKIP
 """
@@ -34,7 +34,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from maco_tf.core.engine import model_input_size
+from maco_tf.checks import check_values_range
+from maco_tf.core.config import RunConfig
 from maco_tf.core.visualization import Visualization, visualize
 from maco_tf.errors import (
     IncompatibleModelError,
@@ -43,7 +44,13 @@ from maco_tf.errors import (
     format_suggestions,
 )
 from maco_tf.errors import suggest as _suggest
-from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.models.layers import (
+    as_probabilities,
+    find_layer,
+    layer_label,
+    layer_output,
+    model_input_size,
+)
 from maco_tf.outputs.render import to_rgba, to_uint8
 
 __all__ = [
@@ -56,18 +63,20 @@ __all__ = [
 ]
 
 DEFAULT_VISUALIZATION: dict[str, object] = {
-    "nb_steps": 128,
-    "nb_crops": 16,
-    "custom_shape": None,
+    "steps": 128,
+    "crops": 16,
+    "size": None,
+    "box_size": (1.0, 0.6),
+    "whole_views": 0,
+    "noise": 0.08,
     "seed": 0,
 }
-"""Settings of the MACO run :func:`explain_class` makes when it is not given a visualization.
+"""Settings (:class:`~maco_tf.RunConfig` fields) of the MACO run :func:`explain_class` makes.
 
-The image has the model's input size. ``box_size`` defaults to a linear ramp from 1.0 to 0.6
-of the side: attribution methods look at the *whole* image, and with large crops the model also
-recognises the class in the whole MACO image (EfficientNet-Lite0, espresso, 64 steps: top-1
-with crops 1.0 -> 0.6, but not with the command line's 1.0 -> 0.3)."""
-_DEFAULT_BOX_SIZE = (1.0, 0.6)
+The image has the model's input size (its ``values_range`` is the model's). ``box_size`` is a
+linear ramp from 1.0 to 0.6 of the side: attribution methods look at the *whole* image, and
+with large crops the model also recognises the class in the whole MACO image (see
+``docs/attributions.md``)."""
 _CONV_TYPES = (
     keras.layers.Conv2D,
     keras.layers.DepthwiseConv2D,
@@ -207,7 +216,7 @@ class ClassExplanation:
     @property
     def probabilities(self) -> np.ndarray:
         """``(N, K)`` class probabilities: softmax of the predictions (unless already ones)."""
-        return _probabilities(self.predictions)
+        return as_probabilities(self.predictions)
 
     @property
     def predicted_classes(self) -> np.ndarray:
@@ -224,7 +233,7 @@ class ClassExplanation:
         """Probability of the explained class on the (resized) MACO image, or None."""
         if self.visualization_prediction is None:
             return None
-        return float(_probabilities(self.visualization_prediction[None])[0, self.class_id])
+        return float(as_probabilities(self.visualization_prediction[None])[0, self.class_id])
 
     def label(self, class_id: int) -> str:
         """Display name of a class (its index when the names are unknown)."""
@@ -377,15 +386,6 @@ class ClassExplanation:
         return path
 
 
-def _probabilities(predictions: np.ndarray) -> np.ndarray:
-    values = np.asarray(predictions, dtype=np.float64)
-    sums = values.sum(axis=-1)
-    if np.all(values >= 0) and np.allclose(sums, 1.0, atol=1e-3):
-        return values
-    shifted = np.exp(values - values.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 def _over_white(rgba: np.ndarray) -> np.ndarray:
     """Composite an RGBA uint8 image over white (as the MACO paper shows transparency)."""
     alpha = rgba[..., 3:4].astype(np.float64) / 255.0
@@ -427,16 +427,6 @@ def _unwrap_model(model: object) -> tuple[keras.Model, dict]:
     raise IncompatibleModelError(
         f"expected a keras.Model or a maco_tf.LoadedModel, got {type(model).__name__}"
     )
-
-
-def _check_range(values_range: Sequence[float], what: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in values_range)
-    except (TypeError, ValueError) as exc:
-        raise InvalidSettingError(f"{what} must be (low, high); got {values_range!r}") from exc
-    if not (np.isfinite(low) and np.isfinite(high) and low < high):
-        raise InvalidSettingError(f"{what} must be finite with low < high; got {values_range!r}")
-    return low, high
 
 
 def _rescale(array: np.ndarray, source: tuple[float, float], target: tuple[float, float]):
@@ -508,7 +498,7 @@ def _prepare_images(
                 f"image {index} has {item.shape[-1]} channels; the model takes {channels}"
             )
         if images_range is not None:
-            source = _check_range(images_range, "images_range")
+            source = check_values_range(images_range, "images_range")
         elif item.dtype == np.uint8:
             source = (0.0, 255.0)
         else:
@@ -564,7 +554,7 @@ def _scoring_model(model: keras.Model, logits_layer: str | int | None) -> tuple[
         names = {layer.name for layer in model.layers}
         logits_layer = "logits" if "logits" in names else model.layers[-1].name
     chain = find_layer(model, logits_layer)
-    label = "/".join(layer.name for layer in chain)
+    label = layer_label(model, logits_layer)
     if len(chain) == 1 and chain[0] is model.layers[-1] and len(model.outputs) == 1:
         return model, label
     scorer = keras.Model(
@@ -679,23 +669,31 @@ def _visualization_image(
                 f"{image.shape} and {transparency.shape}"
             )
         return image, transparency, None
-    if visualization is not None and not isinstance(visualization, Mapping):
-        raise InvalidSettingError(
-            "visualization must be None, a maco_tf.Visualization, an (image, transparency) "
-            f"pair or a dict of maco_tf.visualize arguments; got {type(visualization).__name__}"
-        )
     from maco_tf.targets.units import neuron
 
-    settings = {**DEFAULT_VISUALIZATION, **dict(visualization or {})}
-    if "values_range" in settings and tuple(settings.pop("values_range")) != values_range:
+    config = _visualization_config(visualization, values_range)
+    objective = neuron(model, logits_label, class_id, names=class_label)
+    result = visualize(objective, config)
+    return result.images[0], result.transparency[0], result
+
+
+def _visualization_config(visualization: object, values_range: tuple[float, float]) -> RunConfig:
+    """The one :class:`RunConfig` of the class's MACO run, in the model's value range."""
+    if isinstance(visualization, RunConfig):
+        return visualization.replace(values_range=values_range)
+    if visualization is not None and not isinstance(visualization, Mapping):
+        raise InvalidSettingError(
+            "visualization must be None, a maco_tf.RunConfig, a dict of its settings, a "
+            "maco_tf.Visualization or an (image, transparency) pair; got "
+            f"{type(visualization).__name__}"
+        )
+    settings = dict(visualization or {})
+    given = settings.pop("values_range", None)
+    if given is not None and check_values_range(given) != values_range:
         raise InvalidSettingError(
             "visualization['values_range'] differs from values_range; give the model's range once"
         )
-    if settings.get("box_size") is None:
-        settings["box_size"] = np.linspace(*_DEFAULT_BOX_SIZE, int(settings["nb_steps"]))
-    objective = neuron(model, logits_label, class_id, names=class_label)
-    result = visualize(objective, values_range=values_range, **settings)
-    return result.images[0], result.transparency[0], result
+    return RunConfig(**DEFAULT_VISUALIZATION).replace(values_range=values_range, **settings)
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -746,10 +744,11 @@ def explain_class(
         Range of the given ``images``; default ``(0, 255)`` for uint8 images, else
         ``values_range``. They are mapped linearly to ``values_range``.
     visualization
-        None: optimise the class's MACO image with :data:`DEFAULT_VISUALIZATION`; a dict:
-        arguments of :func:`maco_tf.visualize` overriding those (``nb_steps``,
-        ``custom_shape``, ``seed``...); a :class:`~maco_tf.Visualization` (one image, or the
-        one named after the class) or an ``(image, transparency)`` pair made earlier.
+        None: optimise the class's MACO image with :data:`DEFAULT_VISUALIZATION`; a
+        :class:`~maco_tf.RunConfig` to use instead; a dict of :class:`~maco_tf.RunConfig`
+        fields overriding :data:`DEFAULT_VISUALIZATION` (``steps``, ``size``, ``seed``...); a
+        :class:`~maco_tf.Visualization` (one image, or the one named after the class) or an
+        ``(image, transparency)`` pair made earlier.
     method_kwargs
         Constructor arguments per method name, e.g. ``{"RISE": {"nb_samples": 500}}`` (RISE
         runs 4000 forward passes per image by default: slow on a CPU).
@@ -782,7 +781,7 @@ def explain_class(
     height, width, channels = model_input_size(keras_model)
     if values_range is None:
         values_range = info.get("values_range") or (-1.0, 1.0)
-    values_range = _check_range(values_range, "values_range")
+    values_range = check_values_range(values_range, "values_range")
     if logits_layer is None:
         logits_layer = info.get("logits_layer")
     scorer, logits_label = _scoring_model(keras_model, logits_layer)

@@ -39,13 +39,16 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from maco_tf.checks import check_values_range
 from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
 from maco_tf.models.layers import (
     PATH_SEPARATOR,
-    _input_in_graph,
-    _is_model,
     find_layer,
+    input_in_graph,
+    is_model,
+    is_softmax_layer,
     layer_output,
+    model_input_size,
 )
 
 __all__ = [
@@ -98,31 +101,6 @@ def _model_name(model: ModelLike) -> str:
     return str(name) if name else type(model).__name__
 
 
-def _input_shape(model: keras.Model) -> tuple[int, int, int]:
-    try:
-        shape = tuple(model.inputs[0].shape)
-    except (AttributeError, IndexError, TypeError, ValueError):
-        shape = ()
-    if len(shape) != 4 or any(dim is None for dim in shape[1:]):
-        raise IncompatibleModelError(
-            f"model {model.name!r} has input shape {shape or 'unknown'}; the metrics need a "
-            f"single image input of fixed size (batch, height, width, channels)"
-        )
-    return int(shape[1]), int(shape[2]), int(shape[3])
-
-
-def _check_range(values_range: Sequence[float], what: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in values_range)
-    except (TypeError, ValueError) as exc:
-        raise MetricInputError(
-            f"{what} must be two numbers (low, high), e.g. (0, 255); got {values_range!r}"
-        ) from exc
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise MetricInputError(f"{what} must be finite with low < high; got {values_range!r}")
-    return low, high
-
-
 def _as_images(
     images: ImagesLike, what: str, values_range: Sequence[float] | None
 ) -> tuple[np.ndarray, tuple[float, float] | None]:
@@ -147,12 +125,12 @@ def _as_images(
         raise MetricInputError(f"{what} has images of size 0 (shape {array.shape})")
     if not np.all(np.isfinite(array)):
         raise MetricInputError(f"{what} contains NaN or infinite values")
-    checked = _check_range(values_range, "values_range") if values_range is not None else None
+    checked = check_values_range(values_range, "values_range") if values_range is not None else None
     return array, checked
 
 
 def _check_channels(images: np.ndarray, what: str, model: keras.Model) -> None:
-    channels = _input_shape(model)[2]
+    channels = model_input_size(model)[2]
     if images.shape[-1] != channels:
         raise MetricInputError(
             f"{what} have {images.shape[-1]} channel(s) but model {model.name!r} takes "
@@ -167,7 +145,7 @@ def _prepare(
     model_range: tuple[float, float] | None,
 ) -> np.ndarray:
     """Map ``values_range`` to ``model_range`` and resize to the model input (one batch)."""
-    height, width, _ = _input_shape(model)
+    height, width, _ = model_input_size(model)
     if values_range is not None and model_range is not None and values_range != model_range:
         low, high = values_range
         model_low, model_high = model_range
@@ -186,7 +164,7 @@ def _ranges(
     model_range: Sequence[float] | None,
 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
     """Resolve (images range, model range): unknown ranges default to each other."""
-    target = _check_range(model_range, "model_range") if model_range is not None else declared
+    target = check_values_range(model_range, "model_range") if model_range is not None else declared
     source = values_range if values_range is not None else target
     return source, target if target is not None else source
 
@@ -228,15 +206,6 @@ def _check_classes(target_classes: int | Sequence[int], count: int) -> np.ndarra
 # ---------------------------------------------------------------------------- features
 
 
-def _is_softmax(layer: keras.layers.Layer) -> bool:
-    if isinstance(layer, keras.layers.Softmax):
-        return True
-    activation = getattr(layer, "activation", None)
-    return type(layer) is keras.layers.Activation and getattr(activation, "__name__", "") == (
-        "softmax"
-    )
-
-
 def _layer_input(model: keras.Model, layer: keras.layers.Layer) -> object:
     try:
         tensor = layer.input
@@ -271,14 +240,14 @@ def _penultimate(model: keras.Model, logits_layer: str | None) -> tuple[object, 
             chain = []
     last = chain[0] if chain else model.layers[-1]
     inner_logits = PATH_SEPARATOR.join(layer.name for layer in chain[1:]) or None
-    if not chain and _is_softmax(last):
+    if not chain and is_softmax_layer(last):
         history = getattr(_layer_input(model, last), "_keras_history", None)
         if history is not None:
             last = history[0]
-    if _is_model(last) and (inner_logits is not None or not chain):
+    if is_model(last) and (inner_logits is not None or not chain):
         inner_tensor, inner_name = _penultimate(last, inner_logits)
         sub_model = keras.Model(last.inputs[0], inner_tensor)
-        return sub_model(_input_in_graph(model, last)), f"{last.name}{PATH_SEPARATOR}{inner_name}"
+        return sub_model(input_in_graph(model, last)), f"{last.name}{PATH_SEPARATOR}{inner_name}"
     tensor = _layer_input(model, last)
     history = getattr(tensor, "_keras_history", None)
     name = history[0].name if history is not None else f"input of {last.name}"
@@ -391,8 +360,8 @@ def feature_extractor(
         found (name ``layer`` then).
     """
     keras_model, declared, logits_layer = _unwrap_model(model)
-    _input_shape(keras_model)
-    target = _check_range(model_range, "model_range") if model_range is not None else declared
+    model_input_size(keras_model)
+    target = check_values_range(model_range, "model_range") if model_range is not None else declared
     if layer is None:
         tensor, name = _penultimate(keras_model, logits_layer)
     else:

@@ -40,9 +40,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.checks import check_values_range
 from maco_tf.core.objectives import compile_objective
 from maco_tf.errors import UnknownLayerError
-from maco_tf.models.layers import find_layer, layer_output, layer_paths
+from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
 from maco_tf.outputs.metrics import (
     DEFAULT_BATCH_SIZE,
     ImagesLike,
@@ -50,8 +51,6 @@ from maco_tf.outputs.metrics import (
     ModelLike,
     _as_images,
     _check_channels,
-    _check_range,
-    _input_shape,
     _prepare,
     _unwrap_model,
 )
@@ -395,7 +394,7 @@ def _model_range(
     fallback: tuple[float, float] | None,
 ) -> tuple[float, float] | None:
     if model_range is not None:
-        return _check_range(model_range, "model_range")
+        return check_values_range(model_range, "model_range")
     return declared if declared is not None else fallback
 
 
@@ -697,7 +696,7 @@ def trust_check(
             f"the objective's order"
         )
     if isinstance(photos, (str, os.PathLike)):
-        photos = load_photos(photos, _input_shape(model)[:2])
+        photos = load_photos(photos, model_input_size(model)[:2])
         photos_range = PHOTO_RANGE if photos_range is None else photos_range
     pool, pool_range = _as_images(photos, "photos", photos_range)
     if isinstance(k, bool) or not isinstance(k, int) or k < 2 or k >= pool.shape[0]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from maco_tf.errors import MacoError
-from maco_tf.models.layers import find_layer
+from maco_tf.models.layers import layer_label
 from maco_tf.models.loading import LoadedModel
 from maco_tf.models.zoo import resolve_classes
 from maco_tf.runs.indices import expand_class_spec
@@ -76,7 +76,7 @@ def slug(text: str) -> str:
 
 
 def _layer_label(loaded: LoadedModel, layer: str) -> str:
-    return "/".join(item.name for item in find_layer(loaded.model, layer))
+    return layer_label(loaded.model, layer)
 
 
 def _class_ids(spec: str, loaded: LoadedModel) -> list[int]:

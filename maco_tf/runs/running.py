@@ -72,8 +72,7 @@ def run_chunk(
         warnings.simplefilter("always", api.DeadObjectiveWarning)
         result = api.visualize(
             targets.select(plan.objective, chunk),
-            **run_settings.optimisation_arguments(args, loaded),
-            seed=args.seed,
+            run_settings.config(args),
             batch_size=batch_size,
             progress=not args.quiet,
             strategy=run_settings.distribution(args).strategy,
@@ -102,7 +101,7 @@ def run_chunk(
             "objective_value": float(values[position]),
             "dead": bool(result.dead[position]),
             "top5": None if top5 is None else top5[position],
-            "seed": args.seed,
+            "seed": result.seed,
             "image_id": ids[index],
             "batch_position": position,
             "wall_time_s": round(result.elapsed_s / len(chunk), 3),

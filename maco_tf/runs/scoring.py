@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from maco_tf.models.layers import as_probabilities
 from maco_tf.models.loading import LoadedModel
 
 __all__ = ["class_name", "top5"]
@@ -36,11 +37,7 @@ def top5(loaded: LoadedModel, images: np.ndarray) -> list[list[dict]] | None:
     if len(loaded.model.outputs) != 1 or len(output_shape) != 2:
         return None
     resized = keras.ops.image.resize(images, loaded.input_size, antialias=True)
-    scores = np.asarray(loaded.model(resized, training=False), dtype=np.float64)
-    is_probability = np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1.0, atol=1e-3)
-    if not is_probability:
-        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
-        scores /= scores.sum(axis=1, keepdims=True)
+    scores = as_probabilities(loaded.model(resized, training=False))
     best = []
     for row in scores:
         order = np.argsort(-row)[:5]

@@ -1,59 +1,41 @@
-"""The settings of a run: defaults, the record written to results files, the call to ``visualize``.
+"""The settings of a run: the one :class:`~maco_tf.RunConfig` built from the flags, its record.
 
-Everything that maps the parsed command line onto the optimisation lives here, in one place: the
-defaults of the flags, the settings recorded in ``results.json`` (and compared on resume), and the
-keyword arguments given to :func:`maco_tf.core.visualization.visualize`.
+The command line builds one :class:`~maco_tf.RunConfig` from its flags (:func:`run_config`; the
+flags' defaults are the config's), keeps it with the parsed arguments (:func:`config`) and passes
+it to :func:`~maco_tf.visualize`; ``results.json`` records the model and the config's record
+(:func:`run_settings`), which a resumed run compares (:func:`settings_diff`).
 """
 
 from __future__ import annotations
 
 import argparse
-
-import numpy as np
+import dataclasses
 
 from maco_tf.core import visualization as api
+from maco_tf.core.config import EngineConfig, RunConfig, settings_differences
 from maco_tf.core.distribute import Distribution
 from maco_tf.models.loading import LoadedModel
 
 __all__ = [
-    "DEFAULT_BOX_SIZE",
-    "DEFAULT_CROPS",
-    "DEFAULT_NOISE",
-    "DEFAULT_SIZE",
-    "DEFAULT_STEPS",
-    "DEFAULT_WHOLE_VIEWS",
-    "SETTING_KEYS",
+    "NOT_COMPARED",
     "batch_size",
+    "config",
+    "default",
     "distribution",
-    "optimisation_arguments",
+    "run_config",
     "run_settings",
     "settings_diff",
-    "whole_views",
+    "settings_key",
 ]
 
-#: Settings that must match for a folder's results to be reused.
-SETTING_KEYS = (
-    "model",
-    "model_identity",
-    "values_range",
-    "method",
-    "steps",
-    "crops",
-    "size",
-    "box_size",
-    "whole_views",
-    "noise",
-    "seed",
-)
-# Defaults chosen so that the whole image shows the target (see README, "Quality"): crops that
-# start at the full image keep the object whole; Xplique's 0.5 -> 0.05 optimises fragments.
-# Half of Xplique's noise: higher plausibility and target probability (README, "Tuning").
-DEFAULT_STEPS = 128
-DEFAULT_CROPS = 16
-DEFAULT_SIZE = 320
-DEFAULT_BOX_SIZE = (1.0, 0.3)
-DEFAULT_WHOLE_VIEWS = 4
-DEFAULT_NOISE = 0.04
+#: Recorded keys that do not make results differ: where the model was read from.
+NOT_COMPARED = ("model_source",)
+
+
+def default(name: str) -> object:
+    """The default of the :class:`~maco_tf.RunConfig` field ``name`` (the flag's default)."""
+    item = {f.name: f for f in dataclasses.fields(RunConfig)}[name]
+    return item.default
 
 
 def distribution(args: argparse.Namespace) -> Distribution:
@@ -61,9 +43,45 @@ def distribution(args: argparse.Namespace) -> Distribution:
     return getattr(args, "distribution", None) or Distribution()
 
 
-def whole_views(args: argparse.Namespace) -> int:
-    """``--whole-views``, at most ``--crops`` (every view whole)."""
-    return min(args.whole_views, args.crops)
+def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> RunConfig:
+    """The one :class:`~maco_tf.RunConfig` of the flags, validated (bounds included).
+
+    Parameters
+    ----------
+    args
+        Parsed ``visualize`` or ``atlas`` flags.
+    loaded
+        The model, whose value range is used; None: ``--values-range`` (or the default), to
+        check the flags before the model is loaded.
+
+    Returns
+    -------
+    config
+        The config; ``config.engine`` holds ``--batch-size`` and ``--jit``.
+
+    Raises
+    ------
+    InvalidSettingError
+        For a setting out of range or over a resource limit.
+    """
+    values_range = loaded.values_range if loaded is not None else args.values_range
+    return RunConfig(
+        method=args.method,
+        steps=args.steps,
+        crops=args.crops,
+        size=args.size,
+        box_size=tuple(args.box_size),
+        whole_views=args.whole_views,
+        noise=args.noise,
+        values_range=values_range if values_range is not None else default("values_range"),
+        seed=args.seed,
+        engine=EngineConfig(batch_size=args.batch_size, jit_compile=bool(args.jit)),
+    )
+
+
+def config(args: argparse.Namespace) -> RunConfig:
+    """The config built for the loaded model (see :func:`~maco_tf.runs.startup.load_model`)."""
+    return args.config
 
 
 def batch_size(args: argparse.Namespace, pending: int | None = None) -> int:
@@ -73,46 +91,34 @@ def batch_size(args: argparse.Namespace, pending: int | None = None) -> int:
     return api.auto_batch_size(args.crops, distribution(args).replicas, pending)
 
 
-def run_settings(args: argparse.Namespace, loaded: LoadedModel) -> dict:
-    """The settings recorded in a results file (those of :data:`SETTING_KEYS` and the source)."""
+def run_settings(run: RunConfig, loaded: LoadedModel) -> dict:
+    """The settings recorded in a results file: the model and the config's record.
+
+    The engine tuning (batch size, XLA) is not a setting: it is recorded per run.
+    """
+    record = run.record()
+    record.pop("engine")
     return {
         "model": loaded.name,
         "model_identity": loaded.identity,
         "model_source": loaded.source,
-        "values_range": [float(v) for v in loaded.values_range],
-        "method": args.method,
-        "steps": args.steps,
-        "crops": args.crops,
-        "size": args.size,
-        "box_size": [float(v) for v in args.box_size],
-        "whole_views": whole_views(args),
-        "noise": args.noise,
-        "seed": args.seed,
+        **record,
     }
 
 
 def settings_diff(old: dict, new: dict) -> list[str]:
-    """``"<key> <old>, now <new>"`` for each key of :data:`SETTING_KEYS` that differs."""
-    return [
-        f"{key} {old.get(key)!r}, now {new.get(key)!r}"
-        for key in SETTING_KEYS
-        if old.get(key) != new.get(key)
-    ]
+    """``"<key> <old>, now <new>"`` for each recorded setting that differs.
 
-
-def optimisation_arguments(args: argparse.Namespace, loaded: LoadedModel) -> dict:
-    """Keyword arguments of ``visualize`` (and ``visualize_concepts``) for the run's settings.
-
-    The batch, the progress bar and the random-stream ids are the caller's.
+    Results files written before a knob was recorded are read with its default (see
+    :func:`~maco_tf.core.config.settings_differences`).
     """
-    return {
-        "method": args.method,
-        "nb_steps": args.steps,
-        "nb_crops": args.crops,
-        "values_range": loaded.values_range,
-        "custom_shape": (args.size, args.size),
-        "box_size": np.linspace(*args.box_size, args.steps, dtype=np.float32),
-        "noise_intensity": args.noise,
-        "jit_compile": args.jit,
-        "whole_views": whole_views(args),
-    }
+    return settings_differences(old, new, ignore=NOT_COMPARED)
+
+
+def settings_key(settings: dict) -> str:
+    """A string equal for two records exactly when :func:`settings_diff` finds no difference."""
+    import json
+
+    from maco_tf.core.config import comparable
+
+    return json.dumps(comparable(settings, ignore=NOT_COMPARED), sort_keys=True)

@@ -13,6 +13,7 @@ from maco_tf.core.distribute import Distribution, fingerprint, make_strategy
 from maco_tf.errors import MacoError
 from maco_tf.models import loading as models
 from maco_tf.models.loading import LoadedModel
+from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan
 from maco_tf.runs.running import Say
 from maco_tf.runs.settings import distribution as args_distribution
@@ -40,14 +41,18 @@ def set_up_distribution(args: argparse.Namespace, say: Say) -> Distribution:
 def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -> LoadedModel:
     """The ``--model``, its weights mirrored over the strategy's devices when there is one.
 
-    Its loading notes are said; ``--size`` and ``--method`` are checked against its input.
+    The flags are checked first (:func:`~maco_tf.runs.settings.run_config`, resource bounds
+    included); then the model's loading notes are said, ``--size`` and ``--method`` are checked
+    against its input, and the run's config (in the model's value range) is kept as
+    ``args.config``.
 
     Raises
     ------
     MacoError
-        For a model that cannot be loaded, a ``--size`` smaller than its input, or
-        ``--method maco`` on a model whose images are not RGB.
+        For bad settings, a model that cannot be loaded, a ``--size`` smaller than its
+        input, or ``--method maco`` on a model whose images are not RGB.
     """
+    run_settings.run_config(args)  # bad settings and resource bounds: refused before loading
     scope = distribution.strategy.scope() if distribution.strategy else contextlib.nullcontext()
     with scope:
         loaded = models.load_model(args.model, values_range=args.values_range)
@@ -55,6 +60,7 @@ def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -
         say(f"note: {note}")
     check_size(args.size, loaded)
     check_method(args.method, loaded)
+    args.config = run_settings.run_config(args, loaded)
     return loaded
 
 

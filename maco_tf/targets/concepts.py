@@ -28,11 +28,10 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from maco_tf.core.engine import model_input_size
 from maco_tf.core.visualization import Visualization, visualize
 from maco_tf.errors import IncompatibleModelError, MacoError
-from maco_tf.models.layers import find_layer, layer_output
-from maco_tf.targets.units import TargetIndexError
+from maco_tf.models.layers import layer_label, layer_output, model_input_size
+from maco_tf.targets.indices import TargetIndexError, check_indices
 
 __all__ = [
     "ConceptIndexError",
@@ -186,7 +185,7 @@ def _latent_tensor(model: keras.Model, layer: str | int | None) -> tuple[object,
             f"input_to_latent_model as keras.Model(model.inputs, model.get_layer(...).output)"
         ) from exc
     if layer is not None:
-        label = "/".join(item.name for item in find_layer(model, layer))
+        label = layer_label(model, layer)
         return layer_output(model, layer), label
     outputs = list(model.outputs)
     if len(outputs) != 1:
@@ -200,18 +199,7 @@ def _latent_tensor(model: keras.Model, layer: str | int | None) -> tuple[object,
 def _concept_ids(ids: int | Sequence[int] | None, count: int) -> list[int]:
     if ids is None:
         return list(range(count))
-    values = [ids] if isinstance(ids, (int, np.integer)) else list(ids)
-    if not values:
-        raise ConceptIndexError("no concept id given")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ConceptIndexError(f"concept ids must be integers, got {value!r}")
-        if not 0 <= int(value) < count:
-            raise ConceptIndexError(
-                f"concept {value} is out of range: this CRAFT has {count} concepts "
-                f"(valid: 0-{count - 1})"
-            )
-    return [int(value) for value in values]
+    return check_indices(ids, count, "concept", f"a CRAFT with {count} concepts", ConceptIndexError)
 
 
 def concept_objective(
@@ -383,7 +371,8 @@ def visualize_concepts(
     cossim_pow, layer, model
         See :func:`concept_objective`.
     **visualize_kwargs
-        Arguments of :func:`maco_tf.visualize` (``nb_steps``, ``seed``, ``custom_shape``...).
+        Arguments of :func:`maco_tf.visualize`: a ``config``, settings (``steps``, ``seed``,
+        ``size``...) and run context.
 
     Returns
     -------

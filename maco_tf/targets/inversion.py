@@ -15,7 +15,7 @@ models, invert a few layers per call.
 
 Activations are compared position by position, so the MACO image must line up with the
 target: :func:`invert` therefore defaults to images of the model's input size optimised
-whole (``custom_shape=None, nb_crops=0``) rather than through random crops.
+whole (``size=None, crops=0``) rather than through random crops.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from maco_tf.core.engine import model_input_size
+from maco_tf.core.config import RunConfig
 from maco_tf.core.visualization import Visualization, visualize
 from maco_tf.errors import MacoError
-from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.models.layers import layer_label, layer_output, model_input_size
 
 __all__ = [
+    "INVERSION_SETTINGS",
     "METRICS",
     "InversionTargetError",
     "inversion_objective",
@@ -44,6 +45,9 @@ __all__ = [
 METRICS = ("cosine", "l2")
 
 _EPS = 1e-8
+#: Settings of :func:`invert` that differ from :class:`~maco_tf.RunConfig`'s defaults: images
+#: of the model's input size, optimised whole (activations are compared position by position).
+INVERSION_SETTINGS: dict[str, object] = {"size": None, "crops": 0}
 
 
 class InversionTargetError(MacoError):
@@ -168,7 +172,7 @@ def inversion_objective(
         raise InversionTargetError(f"unknown metric {metric!r}; choose one of {METRICS}")
     target = prepare_target(model, image)
     items = _as_layers(layers)
-    labels = ["/".join(layer.name for layer in find_layer(model, item)) for item in items]
+    labels = [layer_label(model, item) for item in items]
     tensors = [layer_output(model, item) for item in items]
     for label, tensor in zip(labels, tensors, strict=True):
         if any(dim is None for dim in tensor.shape[1:]):
@@ -204,7 +208,8 @@ def invert(
     image: object,
     layers: str | int | Sequence[str | int],
     metric: str = "cosine",
-    **visualize_kwargs: object,
+    config: RunConfig | None = None,
+    **overrides: object,
 ) -> Visualization:
     """Invert ``image`` at each of ``layers``: one MACO image per layer, in one batch.
 
@@ -212,10 +217,12 @@ def invert(
     ----------
     model, image, layers, metric
         See :func:`inversion_objective`.
-    **visualize_kwargs
-        Arguments of :func:`maco_tf.visualize`. Defaults differ for alignment with the
-        target: ``custom_shape=None`` (the model input size) and ``nb_crops=0`` (the whole
-        image each step, with the usual noise).
+    config
+        The run's settings; default ``RunConfig(**INVERSION_SETTINGS)``, whose images line
+        up with the target.
+    **overrides
+        Settings replacing those of ``config`` and run context, as :func:`maco_tf.visualize`
+        takes them.
 
     Returns
     -------
@@ -223,6 +230,5 @@ def invert(
         One image per layer, named ``Inversion#<layer>``; ``loss_history`` holds the
         similarity (cosine, or minus the relative L2 distance) at each step.
     """
-    visualize_kwargs.setdefault("custom_shape", None)
-    visualize_kwargs.setdefault("nb_crops", 0)
-    return visualize(inversion_objective(model, image, layers, metric), **visualize_kwargs)
+    config = config if config is not None else RunConfig(**INVERSION_SETTINGS)
+    return visualize(inversion_objective(model, image, layers, metric), config, **overrides)

@@ -24,9 +24,10 @@ import tensorflow as tf
 from xplique.features_visualizations import Objective
 
 from maco_tf.errors import MacoError
-from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.models.layers import layer_label, layer_output
 from maco_tf.targets.concepts import dot_cossim_vectors
-from maco_tf.targets.units import DirectionShapeError, TargetIndexError
+from maco_tf.targets.indices import check_indices, check_names
+from maco_tf.targets.units import DirectionShapeError
 
 __all__ = [
     "TokenLayerError",
@@ -50,7 +51,7 @@ class TokenSelectionError(MacoError):
 
 def _token_layer(model: object, layer: str | int) -> tuple[object, str, int, int]:
     """Symbolic output, label, token count and dim of a token layer."""
-    label = "/".join(item.name for item in find_layer(model, layer))
+    label = layer_label(model, layer)
     tensor = layer_output(model, layer)
     shape = tuple(tensor.shape)
     if len(shape) != 3:
@@ -117,21 +118,6 @@ def _token_label(tokens: TokenSpec) -> str:
     return str(tokens) if isinstance(tokens, str) else f"token{int(tokens)}"
 
 
-def _feature_ids(ids: int | Sequence[int], dim: int, label: str) -> list[int]:
-    values = [ids] if isinstance(ids, (int, np.integer)) else list(ids)
-    if not values:
-        raise TargetIndexError("no feature index given")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TargetIndexError(f"feature indices must be integers, got {value!r}")
-        if not 0 <= int(value) < dim:
-            raise TargetIndexError(
-                f"feature {value} is out of range for token layer {label!r} of dim {dim} "
-                f"(valid: 0-{dim - 1})"
-            )
-    return [int(value) for value in values]
-
-
 def _weighted_sum_loss(output, mask):
     """Xplique-style masked loss: ``sum(output * mask)`` over the token and feature axes."""
     return tf.reduce_sum(output * mask, axis=[1, 2])
@@ -149,24 +135,15 @@ def _features(
 ) -> Objective:
     tensor, label, nb_tokens, dim = _token_layer(model, layer)
     weights = token_weights(nb_tokens, tokens, cls_token)
-    ids = _feature_ids(ids, dim, label)
+    ids = check_indices(ids, dim, "feature", f"token layer {label!r} of dim {dim}")
     masks = []
     for index in ids:
         mask = np.zeros((nb_tokens, dim), dtype=np.float32)
         mask[:, index] = weights
         masks.append(mask)
     default = [f"{kind}#{label}[{_token_label(tokens)}]_{i}" for i in ids]
-    names = _check_names(names, default)
+    names = check_names(names, default)
     return Objective(model, [tensor], [masks], [_weighted_sum_loss], [multiplier], [names])
-
-
-def _check_names(names: str | Sequence[str] | None, default: list[str]) -> list[str]:
-    if names is None:
-        return default
-    names = [names] if isinstance(names, str) else [str(n) for n in names]
-    if len(names) != len(default):
-        raise MacoError(f"got {len(names)} names for {len(default)} objectives")
-    return names
 
 
 def token_channel(
@@ -324,6 +301,6 @@ def token_direction(
         mask[nb_tokens] = vector
         masks.append(mask)
     default = [f"TokenDirection#{label}[{_token_label(tokens)}]_{i}" for i in range(len(items))]
-    names = _check_names(names, default)
+    names = check_names(names, default)
     loss = _token_direction_loss(cossim_pow)
     return Objective(model, [tensor], [masks], [loss], [multiplier], [names])

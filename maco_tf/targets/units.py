@@ -18,7 +18,8 @@ from xplique.features_visualizations import Objective
 from xplique.features_visualizations.losses import dot_cossim
 
 from maco_tf.errors import MacoError
-from maco_tf.models.layers import find_layer, layer_output
+from maco_tf.models.layers import layer_label, layer_output
+from maco_tf.targets.indices import TargetIndexError, check_indices, check_names
 
 __all__ = [
     "DirectionShapeError",
@@ -31,17 +32,8 @@ __all__ = [
 ]
 
 
-class TargetIndexError(MacoError):
-    """A class, neuron or channel index is outside the layer's range."""
-
-
 class DirectionShapeError(MacoError):
     """A direction vector does not fit the layer's output shape."""
-
-
-def _layer_label(model: object, layer: str | int) -> str:
-    """The path of the layer as names (an int index becomes the layer's name)."""
-    return "/".join(item.name for item in find_layer(model, layer))
 
 
 def _feature_shape(tensor: object, label: str) -> tuple[int, ...]:
@@ -53,34 +45,6 @@ def _feature_shape(tensor: object, label: str) -> tuple[int, ...]:
             f"build the model on a fixed-size input"
         )
     return tuple(int(dim) for dim in shape)
-
-
-def _as_ids(ids: int | Sequence[int], what: str) -> list[int]:
-    values = [ids] if isinstance(ids, (int, np.integer)) else list(ids)
-    if not values:
-        raise TargetIndexError(f"no {what} index given")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TargetIndexError(f"{what} indices must be integers, got {value!r}")
-    return [int(value) for value in values]
-
-
-def _check_range(ids: list[int], size: int, what: str, label: str, unit: str) -> None:
-    for value in ids:
-        if not 0 <= value < size:
-            raise TargetIndexError(
-                f"{what} {value} is out of range for layer {label!r} with {size} {unit} "
-                f"(valid: 0-{size - 1})"
-            )
-
-
-def _names(names: str | Sequence[str] | None, default: list[str]) -> list[str]:
-    if names is None:
-        return default
-    names = [names] if isinstance(names, str) else [str(n) for n in names]
-    if len(names) != len(default):
-        raise MacoError(f"got {len(names)} names for {len(default)} objectives")
-    return names
 
 
 def _masked_mean_loss(axes: tuple[int, ...]):
@@ -137,18 +101,17 @@ def _units(
     names: str | Sequence[str] | Callable[[int], str] | None,
 ) -> Objective:
     """Objective on flat units of a layer; ``what`` names them in errors ("neuron", "class")."""
-    label = _layer_label(model, layer)
+    label = layer_label(model, layer)
     tensor = layer_output(model, layer)
     shape = _feature_shape(tensor, label)
-    ids = _as_ids(ids, what)
     size = int(np.prod(shape))
-    _check_range(ids, size, what, label, "units")
+    ids = check_indices(ids, size, what, f"layer {label!r} with {size} units")
     masks = np.zeros((len(ids), size), dtype=np.float32)
     masks[np.arange(len(ids)), ids] = 1.0
     masks = masks.reshape((len(ids), *shape))
     if callable(names):
         names = [names(i) for i in ids]
-    names = _names(names, [f"Neuron#{label}_{i}" for i in ids])
+    names = check_names(names, [f"Neuron#{label}_{i}" for i in ids])
     loss = _masked_mean_loss(tuple(range(1, len(shape) + 1)))
     return Objective(model, [tensor], [list(masks)], [loss], [multiplier], [names])
 
@@ -185,15 +148,14 @@ def channel(
     TargetIndexError
         For an index outside ``0 .. channels - 1``.
     """
-    label = _layer_label(model, layer)
+    label = layer_label(model, layer)
     tensor = layer_output(model, layer)
     shape = _feature_shape(tensor, label)
-    ids = _as_ids(ids, "channel")
-    _check_range(ids, shape[-1], "channel", label, "channels")
+    ids = check_indices(ids, shape[-1], "channel", f"layer {label!r} with {shape[-1]} channels")
     masks = np.zeros((len(ids), *shape), dtype=np.float32)
     for row, index in enumerate(ids):
         masks[row, ..., index] = 1.0
-    names = _names(names, [f"Channel#{label}_{i}" for i in ids])
+    names = check_names(names, [f"Channel#{label}_{i}" for i in ids])
     loss = _masked_mean_loss(tuple(range(1, len(shape) + 1)))
     return Objective(model, [tensor], [list(masks)], [loss], [multiplier], [names])
 
@@ -290,7 +252,7 @@ def direction(
         For a vector that does not broadcast to the layer's per-sample output, or whose last
         axis is not the channel count.
     """
-    label = _layer_label(model, layer)
+    label = layer_label(model, layer)
     tensor = layer_output(model, layer)
     shape = _feature_shape(tensor, label)
     items = _as_vectors(vectors, shape)
@@ -311,7 +273,7 @@ def direction(
             raise DirectionShapeError(f"direction {index} has NaN or infinite values")
     # Xplique's dot_cossim normalises over all feature axes: give each vector the layer's rank.
     items = [vector.reshape((1,) * (len(shape) - vector.ndim) + vector.shape) for vector in items]
-    names = _names(names, [f"Direction#{label}_{i}" for i in range(len(items))])
+    names = check_names(names, [f"Direction#{label}_{i}" for i in range(len(items))])
 
     def optim_func(model_output, mask):
         return dot_cossim(model_output, mask, cossim_pow)
