@@ -128,10 +128,20 @@ class _UnitPages(_Pages):
         layers = sorted({r["layer"] for r in site.classes})
         model = site.settings.get("model")
         noun = "unit" if count == 1 else "units"
+        extras = [
+            text
+            for key, text in (
+                ("diverse", "its diverse images"),
+                ("patches", "the photo patches that drive it most"),
+                ("trust", "a trust score"),
+            )
+            if any(r.get(key) for r in site.classes)
+        ]
         lede = (
             f"Feature visualizations (MACO) of {count} {noun} of {model} (layer "
-            f"{', '.join(layers)}): the image each unit likes best, its diverse images, and the "
-            f"photo patches that drive it most."
+            f"{', '.join(layers)}): the image each unit likes best"
+            + "".join(f", {text}" for text in extras)
+            + "."
         )
         return template.substitute(
             title=_esc(f"MACO unit atlas: {model}"),
