@@ -10,9 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PIL import Image
-
-from maco_tf.atlas.images import open_rgb, save_jpeg
+from maco_tf.atlas.images import reduced_copy
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
 from maco_tf.models.zoo import ImageNetClassError, get_imagenet_classes
@@ -119,14 +117,10 @@ def _copy_examples(out: Path, slug: str, sources: Sequence[Path]) -> list[str]:
     written, unreadable = set(), []
     for position, source in enumerate(sources):
         target = guard.path(f"{EXAMPLE_DIR}/{slug}/{position:02d}_{file_slug(source.stem)}.jpg")
-        if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-            image = open_rgb(source)
-            if image is None:
-                unreadable.append(source.name)
-                continue
-            image.thumbnail((EXAMPLE_SIDE, EXAMPLE_SIDE), Image.Resampling.LANCZOS)
-            save_jpeg(target, image)
-        written.add(target.name)
+        if reduced_copy(source, target, EXAMPLE_SIDE):
+            written.add(target.name)
+        else:
+            unreadable.append(source.name)
     if folder.is_dir():
         for stale in folder.glob("*.jpg"):
             if stale.name not in written:

@@ -8,7 +8,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from maco_tf.files import write_atomically
 
-__all__ = ["image_size", "open_rgb", "save_jpeg"]
+__all__ = ["image_size", "open_rgb", "reduced_copy", "save_jpeg"]
 
 JPEG_QUALITY = 85
 
@@ -34,3 +34,21 @@ def image_size(path: Path) -> tuple[int, int]:
             return image.size
     except (OSError, UnidentifiedImageError):
         return (0, 0)
+
+
+def reduced_copy(source: Path, target: Path, side: int) -> bool:
+    """Make ``target`` a JPEG of ``source`` fitted in ``side`` x ``side``, unless it is up to date.
+
+    Returns
+    -------
+    readable
+        False (writing nothing) if ``source`` cannot be read as an image.
+    """
+    if target.is_file() and target.stat().st_mtime >= source.stat().st_mtime:
+        return True
+    image = open_rgb(source)
+    if image is None:
+        return False
+    image.thumbnail((side, side), Image.Resampling.LANCZOS)
+    save_jpeg(target, image)
+    return True

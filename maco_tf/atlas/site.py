@@ -20,10 +20,8 @@ from pathlib import Path
 from string import Template
 from urllib.parse import quote
 
-from PIL import Image
-
 from maco_tf.atlas.examples import is_imagenet
-from maco_tf.atlas.images import image_size, open_rgb, save_jpeg
+from maco_tf.atlas.images import image_size, reduced_copy
 from maco_tf.atlas.site_data import Site, collect
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
@@ -129,13 +127,8 @@ def _thumbnail(folder: OutputFolder, record: dict) -> str:
     """``thumbs/<slug>.jpg`` (made if missing or older than the image); its site path."""
     source = folder.path(record["files"]["image"])
     name = f"{THUMB_DIR}/{record['slug']}.jpg"
-    target = folder.path(name)
-    if not target.is_file() or target.stat().st_mtime < source.stat().st_mtime:
-        image = open_rgb(source)
-        if image is None:
-            raise MacoError(f"cannot read {source}")
-        image.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        save_jpeg(target, image)
+    if not reduced_copy(source, folder.path(name), THUMB_SIDE):
+        raise MacoError(f"cannot read {source}")
     return name
 
 
