@@ -31,7 +31,8 @@ _EXPORTS = {
         "default_optimizer",
         "visualize",
     ),
-    "maco_tf.core.config": ("EngineConfig", "Limits", "RunConfig"),
+    "maco_tf.core.config": ("EngineConfig", "RunConfig"),
+    "maco_tf.core.limits": ("Limits",),
     "maco_tf.core.dropin": ("fourier", "maco", "pixel"),
     "maco_tf.core.parameterization": (
         "FourierParameterization",
@@ -95,8 +96,9 @@ _ORIGIN = {name: module for module, names in _EXPORTS.items() for name in names}
 
 if TYPE_CHECKING:
     import maco_tf.targets as targets
-    from maco_tf.core.config import EngineConfig, Limits, RunConfig
+    from maco_tf.core.config import EngineConfig, RunConfig
     from maco_tf.core.dropin import fourier, maco, pixel
+    from maco_tf.core.limits import Limits
     from maco_tf.core.parameterization import (
         FourierParameterization,
         MacoParameterization,

@@ -148,3 +148,24 @@ def test_model_without_inputs():
     model = keras.Sequential([keras.layers.Dense(3, name="d")])
     with pytest.raises(IncompatibleModelError, match="no defined inputs"):
         layer_output(model, "d")
+
+
+def test_layer_label_names_indices_and_paths(tiny_model):
+    from maco_tf.models.layers import layer_label
+
+    assert layer_label(tiny_model, "conv2") == "conv2"
+    assert layer_label(tiny_model, -1) == "logits"
+
+
+def test_softmax_checks():
+    import keras
+
+    from maco_tf.models.layers import as_probabilities, is_softmax_layer
+
+    assert is_softmax_layer(keras.layers.Softmax())
+    assert is_softmax_layer(keras.layers.Activation("softmax"))
+    assert not is_softmax_layer(keras.layers.Dense(3, activation="softmax"))
+    probabilities = np.array([[0.2, 0.8], [1.0, 0.0]])
+    np.testing.assert_array_equal(as_probabilities(probabilities), probabilities)
+    logits = as_probabilities(np.array([[0.0, np.log(3.0)]]))
+    np.testing.assert_allclose(logits, [[0.25, 0.75]])

@@ -105,20 +105,23 @@ def _top1(record: dict) -> tuple[bool, dict] | None:
 
 
 def _settings_rows(site: Site) -> list[tuple[str, str]]:
+    """The run's settings under their knob names (those of the flags and ``RunConfig``)."""
     s = site.settings
     box = s.get("box_size") or ["?", "?"]
     values = s.get("values_range") or ["?", "?"]
+    size = s.get("size")
+    height, width = size if isinstance(size, list) else (size, size)  # older records: an int
     return [
         ("model", f"{s.get('model')} ({s.get('model_source', '?')})"),
         ("method", str(s.get("method"))),
         ("steps", str(s.get("steps"))),
-        ("crops per step", str(s.get("crops"))),
-        ("image size", f"{s.get('size')} × {s.get('size')} px"),
-        ("crop side", f"{box[0]:g} → {box[1]:g} of the image side"),
-        ("whole views", f"{s.get('whole_views', '?')} of {s.get('crops')} per step"),
+        ("crops", f"{s.get('crops')} per step"),
+        ("size", f"{height} × {width} px"),
+        ("box_size", f"{box[0]:g} → {box[1]:g} of the image side"),
+        ("whole_views", f"{s.get('whole_views', '?')} of the {s.get('crops')} crops per step"),
         ("noise", f"{s.get('noise', '?')} (std, for a value range of width 2)"),
         ("seed", str(s.get("seed"))),
-        ("input values", f"{values[0]:g} … {values[1]:g}"),
+        ("values_range", f"{values[0]:g} … {values[1]:g}"),
         ("maco_tf", site.version),
     ]
 

@@ -4,7 +4,8 @@
 command line flags, ``results.json``, the atlas): ``method``, ``steps``, ``crops``, ``size``,
 ``box_size``, ``whole_views``, ``noise``, ``values_range``, ``seed``, ``copies``,
 ``decay_power``, ``optimizer`` and ``magnitude_dataset``. Engine tuning, which changes speed but
-not what is optimised, lives in :class:`EngineConfig`; resource bounds in :class:`Limits`.
+not what is optimised, lives in :class:`EngineConfig`; resource bounds in
+:class:`~maco_tf.core.limits.Limits`.
 
 A config is validated when it is built, before anything is allocated: a bad value raises
 :class:`~maco_tf.errors.InvalidSettingError` naming the knob and the fix.
@@ -16,8 +17,6 @@ defaults are those of the drop-in :func:`maco_tf.maco`.
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -27,6 +26,7 @@ import numpy as np
 from maco_tf.checks import check_int, check_values_range, is_finite_number
 from maco_tf.core.augment import Schedule, box_size_schedule, noise_schedule
 from maco_tf.core.engine import optimizer_key
+from maco_tf.core.limits import Limits
 from maco_tf.core.parameterization import Parameterization
 from maco_tf.core.seeds import check_seed
 from maco_tf.errors import InvalidSettingError
@@ -42,143 +42,9 @@ __all__ = [
 
 METHODS = ("maco", "fourier", "pixel")
 
-#: Bytes per float32 value.
-_FLOAT_BYTES = 4
-#: Image-sized float32 tensors a batch holds per image: parameters (or their image), the
-#: rendered image, its gradient, the transparency and two optimizer slots.
-_IMAGE_TENSORS = 6
 #: ``field(metadata=...)`` of a knob that reaches the compiled loop as a tensor (or not at all):
 #: changing it does not need a new loop, so it is left out of the cache key.
 _RUN_TIME = {"loop_key": False}
-
-
-def _env_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    text = environ.get(name)
-    if text is None or not text.strip():
-        return default
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise InvalidSettingError(
-            f"environment variable {name}={text!r} is not an integer; unset it or give a "
-            f"positive integer"
-        ) from None
-    return check_int(value, name, 1)
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource bounds a run is checked against before anything is allocated.
-
-    They refuse settings that would exhaust a machine's memory or run for days (an image side
-    of 100,000 pixels, 10**12 steps) with a clear message instead of an out-of-memory crash.
-    A big machine raises them explicitly, in Python with ``RunConfig(..., limits=Limits(...))``
-    or, for the command line too, with the environment variables ``MACO_TF_MAX_SIZE``,
-    ``MACO_TF_MAX_STEPS`` and ``MACO_TF_MAX_BATCH_MEMORY`` (read by :meth:`from_environment`,
-    the default of :attr:`RunConfig.limits`).
-
-    Attributes
-    ----------
-    max_size
-        Largest image side, in pixels.
-    max_steps
-        Largest number of optimisation steps.
-    max_batch_memory
-        Largest estimate, in bytes, of what one compiled batch holds at a step: the views fed
-        to the model (``batch_size * crops`` views at the model's input size) and the
-        image-sized tensors (parameters, images, gradients, transparency, optimizer slots) of
-        its images. The model's own activations come on top.
-    """
-
-    max_size: int = 4096
-    max_steps: int = 100_000
-    max_batch_memory: int = 4 * 2**30
-
-    def __post_init__(self) -> None:
-        for name in ("max_size", "max_steps", "max_batch_memory"):
-            check_int(getattr(self, name), f"Limits.{name}", 1)
-
-    @classmethod
-    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        """The default limits, each overridden by its environment variable when set.
-
-        Parameters
-        ----------
-        environ
-            Where to read ``MACO_TF_MAX_SIZE``, ``MACO_TF_MAX_STEPS`` and
-            ``MACO_TF_MAX_BATCH_MEMORY`` (bytes); default ``os.environ``.
-
-        Returns
-        -------
-        limits
-            The bounds.
-
-        Raises
-        ------
-        InvalidSettingError
-            When a variable is set to something other than a positive integer.
-        """
-        environ = os.environ if environ is None else environ
-        return cls(
-            max_size=_env_int(environ, "MACO_TF_MAX_SIZE", cls.max_size),
-            max_steps=_env_int(environ, "MACO_TF_MAX_STEPS", cls.max_steps),
-            max_batch_memory=_env_int(environ, "MACO_TF_MAX_BATCH_MEMORY", cls.max_batch_memory),
-        )
-
-    def refusal(self, knob: str, value: object, limit: str) -> InvalidSettingError:
-        """The error for ``knob=value`` over the bound ``limit`` (a field name of this class)."""
-        variable = f"MACO_TF_{limit.upper()}"
-        return InvalidSettingError(
-            f"{knob}={value} is over the limit {limit}={getattr(self, limit)}; lower {knob}, "
-            f"or raise the limit with RunConfig(limits=Limits({limit}=...)) or the environment "
-            f"variable {variable}"
-        )
-
-    def check_batch_memory(
-        self,
-        batch_size: int,
-        crops: int,
-        input_shape: Sequence[int],
-        image_shape: Sequence[int],
-    ) -> int:
-        """Estimate what one compiled batch holds at a step and refuse it over the bound.
-
-        Parameters
-        ----------
-        batch_size
-            Images optimised together.
-        crops
-            Views per image and step (0 counts as one: the whole image).
-        input_shape
-            ``(height, width, channels)`` of the model input (the views' shape).
-        image_shape
-            ``(height, width, channels)`` of the images.
-
-        Returns
-        -------
-        estimate
-            Bytes.
-
-        Raises
-        ------
-        InvalidSettingError
-            When the estimate is over :attr:`max_batch_memory`; the message gives the
-            estimate, the knobs that make it and how to raise the limit.
-        """
-        views = batch_size * max(crops, 1)
-        view_bytes = views * math.prod(input_shape) * _FLOAT_BYTES
-        image_bytes = batch_size * _IMAGE_TENSORS * math.prod(image_shape) * _FLOAT_BYTES
-        estimate = view_bytes + image_bytes
-        if estimate > self.max_batch_memory:
-            raise InvalidSettingError(
-                f"one batch would hold about {estimate / 2**30:.1f} GiB (batch_size={batch_size} "
-                f"x crops={max(crops, 1)} views of {'x'.join(map(str, input_shape))} and "
-                f"{batch_size} images of {'x'.join(map(str, image_shape))}), over the limit "
-                f"max_batch_memory={self.max_batch_memory} bytes; lower crops, size or "
-                f"batch_size, or raise the limit with RunConfig(limits=Limits("
-                f"max_batch_memory=...)) or the environment variable MACO_TF_MAX_BATCH_MEMORY"
-            )
-        return estimate
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,8 @@ def xplique_spectrum_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise SpectrumError(
             "xplique is not installed, so its ImageNet spectrum is unavailable; "
-            "install it with `pip install xplique>=2.0.2` or pass maco_dataset=..."
+            "install it with `pip install xplique>=2.0.2` or pass magnitude_dataset=... "
+            "(maco_dataset= in the drop-in maco)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "features_visualizations"
     path = path / XPLIQUE_SPECTRUM_FILE
@@ -130,8 +131,8 @@ def _iter_image_batches(dataset: object) -> Iterable[np.ndarray]:
             batch = batch[None]
         if batch.ndim != 4:
             raise SpectrumError(
-                f"maco_dataset must give images (H, W, C) or batches (B, H, W, C); got an item "
-                f"of shape {batch.shape}"
+                f"magnitude_dataset must give images (H, W, C) or batches (B, H, W, C); got an "
+                f"item of shape {batch.shape}"
             )
         yield batch
 
@@ -166,12 +167,13 @@ def dataset_magnitude(
     for batch in _iter_image_batches(dataset):
         if channels is not None and batch.shape[-1] != channels:
             raise SpectrumError(
-                f"maco_dataset has {batch.shape[-1]} channel(s) but the model takes {channels}; "
-                f"give images with {channels} channel(s)"
+                f"magnitude_dataset has {batch.shape[-1]} channel(s) but the model takes "
+                f"{channels}; give images with {channels} channel(s)"
             )
         if total is not None and batch.shape[1:] != shape_seen:
             raise SpectrumError(
-                f"maco_dataset images must share one size; got {shape_seen} then {batch.shape[1:]}"
+                f"magnitude_dataset images must share one size; got {shape_seen} then "
+                f"{batch.shape[1:]}"
             )
         shape_seen = batch.shape[1:]
         if batch.shape[-1] == 3:
@@ -180,8 +182,8 @@ def dataset_magnitude(
         total = spectra.sum(axis=0) if total is None else total + spectra.sum(axis=0)
         count += batch.shape[0]
     if total is None or count == 0:
-        raise SpectrumError("maco_dataset is empty: give at least one image")
+        raise SpectrumError("magnitude_dataset is empty: give at least one image")
     mean = total / count
     if not np.all(np.isfinite(mean)):
-        raise SpectrumError("maco_dataset contains NaN or infinite pixel values")
+        raise SpectrumError("magnitude_dataset contains NaN or infinite pixel values")
     return resize_magnitude(mean, height, width, source_width=shape_seen[1])
