@@ -18,6 +18,7 @@ the visualizations with their scores, and the mean per-layer profile of each met
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -76,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=8, help="references per class")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-figures", action="store_true")
+    parser.add_argument("--json", help="write the reports to this JSON file")
     return parser.parse_args(argv)
 
 
@@ -99,6 +101,19 @@ def visualize_all(loaded: object, classes: list[int], args: argparse.Namespace) 
         images[method] = image.reshape(len(classes), *image.shape[-3:])
         print(f"{method}: {time.perf_counter() - start:.0f} s")
     return {"objective": objective, "images": images}
+
+
+def without_first_layer(report: object) -> object:
+    """The report on its layers after the first (the stem convolution of EfficientNet)."""
+    from maco_tf.outputs.trust import TrustReport
+
+    return TrustReport(
+        report.names,
+        report.layers[1:],
+        report.visualization[:, 1:],
+        report.natural[:, 1:],
+        report.baseline[:, 1:],
+    )
 
 
 def print_table(classes: list[int], names: list[str], reports: dict) -> None:
@@ -136,7 +151,7 @@ def save_figures(names: list[str], images: dict, reports: dict) -> None:
     figure.savefig(FIGURES / "trust_methods.png", dpi=80)
     plt.close(figure)
 
-    figure, axis = plt.subplots(figsize=(8, 3.6))
+    figure, axis = plt.subplots(figsize=(10, 3.8))
     first = reports[METHODS[0]]
     depth = np.arange(len(first.layers))
     axis.plot(depth, first.natural.mean(axis=0), "k-", label="top photos (to one another)")
@@ -147,7 +162,7 @@ def save_figures(names: list[str], images: dict, reports: dict) -> None:
     axis.set_xticklabels(first.layers, rotation=60, ha="right", fontsize=7)
     axis.set_ylabel("Spearman correlation\nwith the top photos")
     axis.set_title("EfficientNet-Lite0, mean over classes", fontsize=10)
-    axis.legend(fontsize=8, ncol=2)
+    axis.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(FIGURES / "trust_profile.png", dpi=90)
     plt.close(figure)
@@ -180,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"trust checks: {time.perf_counter() - start:.0f} s")
     print_table(classes, names, reports)
+    print(f"\nWithout the first layer ({reports['maco'].layers[0]}):")
+    print_table(classes, names, {m: without_first_layer(r) for m, r in reports.items()})
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({method: report.to_dict() for method, report in reports.items()}, handle)
     print("\nMACO, per layer:\n" + reports["maco"].summary())
     if not args.no_figures:
         save_figures(names, run["images"], reports)

@@ -193,6 +193,16 @@ def test_default_layers_skip_inputs_and_thin_layers(pair):
     assert default_layers(fooling, max_layers=2) == [layers[0], layers[-1]]
 
 
+def test_layers_inside_a_nested_model(pair, photos):
+    _, honest = pair
+    inputs = keras.Input((SIZE, SIZE, 3))
+    outer = keras.Model(inputs, honest(inputs), name="outer")
+    layers = default_layers(outer)
+    assert "honest/natural_branch" in layers
+    report = path_similarity(outer, photos[:2], photos[2:10], photos[10:20], None, RANGE)
+    assert report.layers == tuple(layers) and np.all(np.isfinite(report.scores))
+
+
 def test_layer_features_are_spatial_means(pair, photos):
     _, honest = pair
     paths, features = layer_features(honest, photos[:3], ["natural_branch"], RANGE)
