@@ -17,9 +17,8 @@ from pathlib import Path
 
 import keras
 import numpy as np
-from PIL import Image, ImageOps
 
-from maco_tf.atlas.images import open_rgb
+from maco_tf.atlas.patches import load_photos
 from maco_tf.errors import MacoError
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, Target
@@ -71,23 +70,17 @@ def _split_model(loaded: LoadedModel) -> tuple[keras.Model, keras.Model]:
 
 
 def _example_batch(paths: Sequence[Path], loaded: LoadedModel) -> np.ndarray:
-    """Examples as a model input batch: centre square, resized, in the model's value range."""
-    height, width = loaded.input_size
-    channels = int(loaded.model.inputs[0].shape[-1])
-    low, high = loaded.values_range
-    images = []
-    for path in paths:
-        image = open_rgb(path)
-        if image is None:
-            continue
-        if channels == 1:
-            image = image.convert("L")
-        fitted = ImageOps.fit(image, (width, height), Image.Resampling.BICUBIC)
-        array = np.asarray(fitted, dtype=np.float32).reshape(height, width, channels)
-        images.append(low + array / 255.0 * (high - low))
-    if not images:
+    """Examples as a model input batch (:func:`maco_tf.atlas.patches.load_photos`).
+
+    Raises
+    ------
+    MacoError
+        If no example can be read.
+    """
+    images, kept = load_photos(paths, loaded)
+    if not kept:
         raise MacoError("no readable example image")
-    return np.stack(images)
+    return images
 
 
 def _concept_key(target: Target, sources: Sequence[Path], count: int) -> str:

@@ -32,18 +32,20 @@ from pathlib import Path
 
 from maco_tf.atlas.craft import run_concept_phase
 from maco_tf.atlas.examples import copy_all_examples, match_example_folders, report_unmatched
-from maco_tf.atlas.shards import finished, open_shard, results_name
+from maco_tf.atlas.shard_run import Phases, run_shard, shard_positions
+from maco_tf.atlas.shards import finished, results_name
 from maco_tf.atlas.site import SiteSummary, build_site
 from maco_tf.atlas.site_data import collect
+from maco_tf.atlas.unit_site import holds_units
+from maco_tf.atlas.units import is_unit_atlas, run_unit_atlas
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
 from maco_tf.models.layers import find_layer
 from maco_tf.models.loading import LoadedModel
-from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, plan_classes
 from maco_tf.runs.results import Results
-from maco_tf.runs.running import RunInterruptedError, Say, run_pending, sayer
-from maco_tf.runs.startup import agreed_pending, load_model, set_up_distribution, writable
+from maco_tf.runs.running import Say, sayer
+from maco_tf.runs.startup import load_model, set_up_distribution, writable
 
 __all__ = ["run_atlas"]
 
@@ -66,11 +68,6 @@ def _class_plan(args: argparse.Namespace, loaded: LoadedModel) -> Plan:
     return plan_classes(loaded, spec)
 
 
-def _shard_positions(count: int, shard: tuple[int, int]) -> list[int]:
-    index, total = shard
-    return [p for p in range(count) if p % total == index]
-
-
 def _build(out: Path, settings: dict | None, say: Say) -> SiteSummary:
     summary = build_site(out, settings)
     for note in summary.notes:
@@ -89,11 +86,6 @@ def _build_only(args: argparse.Namespace, out: Path, say: Say) -> int:
         copy_all_examples(out, folders, say)
     _build(out, None, say)
     return 0
-
-
-def _shard_done(out: Path, own: Results, plan: Plan, positions: Sequence[int]) -> int:
-    merged = finished(out, own)
-    return sum(merged.is_done(plan.targets[p]) for p in positions)
 
 
 def run_atlas(args: argparse.Namespace) -> int:
@@ -120,6 +112,8 @@ def run_atlas(args: argparse.Namespace) -> int:
     out = Path(args.out)
     say = sayer(args.quiet)
     OutputFolder(out).check_writable()
+    if is_unit_atlas(args) or (args.build_only and holds_units(out)):
+        return run_unit_atlas(args)
     if args.build_only:
         return _build_only(args, out, say)
 
@@ -127,7 +121,8 @@ def run_atlas(args: argparse.Namespace) -> int:
     loaded = load_model(args, distribution, say)
     plan = _class_plan(args, loaded)
     with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
-        return _run_shard(args, folder, loaded, plan, distribution.is_chief, say, started)
+        phases = _class_phases(args, folder, loaded, plan, distribution.is_chief, say)
+        return run_shard(args, folder, loaded, plan, distribution.is_chief, say, started, phases)
 
 
 def _example_sources(
@@ -141,52 +136,21 @@ def _example_sources(
     return copy_all_examples(out, folders, say)
 
 
-def _run_shard(
-    args: argparse.Namespace,
-    out: Path,
-    loaded: LoadedModel,
-    plan: Plan,
-    is_chief: bool,
-    say: Say,
-    started: float,
-) -> int:
-    """Render the shard's missing classes into ``out``; on the chief, also concepts and site."""
-    positions = _shard_positions(len(plan.targets), args.shard)
-    settings = run_settings.run_settings(run_settings.config(args), loaded)
-    own = open_shard(out, results_name(args.shard), settings, args.overwrite)
-    done = finished(out, own)
-    pending = [p for p in positions if not done.is_done(plan.targets[p])]
-    batch_size = run_settings.batch_size(args)
-    pending = agreed_pending(args, settings, plan, pending, batch_size, args.shard)
-    index, count = args.shard
-    say(
-        f"shard {index}/{count}: {len(positions)} of {len(plan.targets)} classes, "
-        f"{len(positions) - len(pending)} already done; results in {own.path}"
-    )
+def _class_phases(
+    args: argparse.Namespace, out: Path, loaded: LoadedModel, plan: Plan, is_chief: bool, say: Say
+) -> Phases:
+    """Examples (the chief copies them) and CRAFT concepts around the class images."""
     sources: dict[str, list[Path]] = {}
     if args.examples and is_chief:
+        positions = shard_positions(len(plan.targets), args.shard)
         sources = _example_sources(args, out, plan, positions, say)
-    try:
-        run = run_pending(args, loaded, plan, pending, own, batch_size, say, started)
-        run.update(shard=f"{index}/{count}", skipped=len(positions) - len(pending), concepts=0)
-        if sources and args.concepts:
-            # Concepts are the chief's alone (CRAFT runs on its examples), on one device.
-            merged = finished(out, own)
-            run["concepts"] = run_concept_phase(
-                args, loaded, plan, positions, sources, own, merged, say
-            )
-    except (RunInterruptedError, KeyboardInterrupt):
-        if own.targets:
-            own.save()
-        saved = _shard_done(out, own, plan, positions)
-        raise RunInterruptedError(saved, len(positions), out) from None
-    if run["computed"] or run["concepts"]:
-        own.save()
-    if positions and is_chief:
-        _build(out, settings, say)
-    say(
-        f"{len(positions)} classes in shard {index}/{count}: {run['computed']} computed, "
-        f"{run['skipped']} skipped, concepts for {run['concepts']}; "
-        f"{time.perf_counter() - started:.1f} s"
-    )
-    return 0
+
+    def concepts(own: Results, positions: Sequence[int]) -> dict[str, int]:
+        if not (sources and args.concepts):
+            return {"concepts": 0}
+        # Concepts are the chief's alone (CRAFT runs on its examples), on one device.
+        merged = finished(out, own)
+        made = run_concept_phase(args, loaded, plan, positions, sources, own, merged, say)
+        return {"concepts": made}
+
+    return Phases("classes", lambda folder, settings: _build(folder, settings, say), concepts)

@@ -61,9 +61,9 @@ def _asset(name: str) -> str:
     )
 
 
-def _parts() -> dict[str, Template]:
-    """The parts of ``fragments.html`` by name (each without its final newline)."""
-    pieces = _PART_RE.split(_asset("fragments.html"))[1:]
+def _parts(name: str = "fragments.html") -> dict[str, Template]:
+    """The parts of a fragments template by name (each without its final newline)."""
+    pieces = _PART_RE.split(_asset(name))[1:]
     names, texts = pieces[0::2], (text.removesuffix("\n") for text in pieces[1::2])
     return {name: Template(text) for name, text in zip(names, texts, strict=True)}
 
@@ -145,6 +145,10 @@ class _Pages:
     def part(self, part: str, **values: object) -> str:
         return self.parts[part].substitute(**values)
 
+    def label(self, record: dict) -> str:
+        """How the pager names a page's target."""
+        return record["name"]
+
     def definition_list(self, rows: Sequence[tuple[str, str]]) -> str:
         items = "\n".join(self.part("definition", term=_esc(k), value=_esc(v)) for k, v in rows)
         return self.part("definition_list", items=items)
@@ -212,7 +216,7 @@ class _Pages:
             other = position + offset
             if 0 <= other < len(self.site.classes):
                 record = self.site.classes[other]
-                href, name = _url(record["slug"] + ".html"), _esc(record["name"])
+                href, name = _url(record["slug"] + ".html"), _esc(self.label(record))
                 parts.append(self.part("pager_link", rel=rel, href=href, arrow=arrow, name=name))
             else:
                 parts.append(self.part("pager_none", arrow=arrow))
@@ -350,16 +354,15 @@ class _Pages:
         )
 
 
-def _remove_stale_pages(folder: OutputFolder, slugs: set[str]) -> None:
-    """Delete class pages of classes without results (after ``--overwrite``, say).
+def _remove_stale_pages(folder: OutputFolder, slugs: set[str], pages: str = CLASS_DIR) -> None:
+    """Delete the pages in ``pages/`` of targets without results (after ``--overwrite``, say).
 
-    A page whose image exists is kept: another shard may have just finished that class.
+    A page whose image exists is kept: another shard may have just finished that target.
     """
-    pages = folder.path(CLASS_DIR)
-    if pages.is_dir():
-        for page in pages.glob("*.html"):
+    if folder.path(pages).is_dir():
+        for page in folder.path(pages).glob("*.html"):
             if page.stem not in slugs and not folder.is_file(f"{page.stem}.png"):
-                folder.remove(f"{CLASS_DIR}/{page.name}")
+                folder.remove(f"{pages}/{page.name}")
 
 
 def build_site(out: str | os.PathLike, settings: dict | None = None) -> SiteSummary:

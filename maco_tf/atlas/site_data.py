@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,7 +54,9 @@ def _choose_files(
     return chosen, notes
 
 
-def collect(out: Path, settings: dict | None) -> tuple[Site, list[str]]:
+def collect(
+    out: Path, settings: dict | None, kinds: Sequence[str] = ("class",)
+) -> tuple[Site, list[str]]:
     """Merge the results files of ``out`` into the website's data; also notes on skipped files.
 
     Parameters
@@ -62,6 +65,8 @@ def collect(out: Path, settings: dict | None) -> tuple[Site, list[str]]:
         The atlas folder.
     settings
         Show the results made with these settings; default: the settings of most results.
+    kinds
+        The record kinds shown as pages (``Site.classes``), ordered by layer, kind and index.
 
     Raises
     ------
@@ -83,7 +88,8 @@ def collect(out: Path, settings: dict | None) -> tuple[Site, list[str]]:
         merge_records(out, records, _safe_records(found, notes))
     done = [r for r in records.values() if record_done(out, r)]
     classes = sorted(
-        (r for r in done if r.get("kind") == "class"), key=lambda r: (r["index"], r["slug"])
+        (r for r in done if r.get("kind") in kinds),
+        key=lambda r: (r.get("layer", ""), kinds.index(r["kind"]), r["index"], r["slug"]),
     )
     concepts: dict[str, list[dict]] = {}
     for record in done:

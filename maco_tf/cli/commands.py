@@ -16,7 +16,7 @@ from maco_tf.models import loading as models
 from maco_tf.models.layers import find_layer, layer_paths
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
-from maco_tf.runs.plans import Plan, plan_classes, plan_directions, plan_units
+from maco_tf.runs.plans import Plan, plan_classes, plan_layer
 from maco_tf.runs.results import RESULTS_FILE, open_results
 from maco_tf.runs.running import run_pending, sayer
 from maco_tf.runs.startup import agreed_pending, load_model, set_up_distribution, writable
@@ -47,15 +47,9 @@ def plan(args: argparse.Namespace, loaded: LoadedModel) -> Plan:
             "nothing to visualize: give --classes, or --layer with --channel, --neuron or "
             "--direction"
         )
-    if len(chosen) != 1:
-        raise MacoError(
-            "with --layer give exactly one of --channel, --neuron or --direction"
-            + (f" (got {', '.join('--' + c for c in chosen)})" if chosen else "")
-        )
-    if args.direction is not None:
-        return plan_directions(loaded, args.layer, args.direction)
-    kind = chosen[0]
-    return plan_units(loaded, args.layer, kind, getattr(args, kind))
+    return plan_layer(
+        loaded, args.layer, channel=args.channel, neuron=args.neuron, direction=args.direction
+    )
 
 
 def visualize(args: argparse.Namespace) -> int:

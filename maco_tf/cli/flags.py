@@ -13,6 +13,7 @@ __all__ = [
     "add_optimisation_arguments",
     "add_output_arguments",
     "add_target_arguments",
+    "add_unit_arguments",
 ]
 
 #: Where to put the flags: a parser or one of its argument groups.
@@ -44,10 +45,29 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     """
     what = parser.add_argument_group("targets (--classes, or --layer with one of the others)")
     what.add_argument("--classes", help="comma-separated class names or indices: espresso,1")
+    add_unit_arguments(what)
+
+
+def add_unit_arguments(what: Flags) -> None:
+    """``--layer`` and its units: ``--channel``, ``--neuron``, ``--direction`` (or plurals).
+
+    Shared by ``visualize``, ``accentuate`` and ``atlas``; the plural spellings
+    (``--channels 0-63``) are aliases of the same flags.
+    """
     what.add_argument("--layer", help="layer name, index, or nested path backbone/layer")
-    what.add_argument("--channel", type=int_list, help="channel indices: 0,5,10-12")
-    what.add_argument("--neuron", type=int_list, help="flat unit indices of --layer")
-    what.add_argument("--direction", metavar="FILE.npy", help="direction(s): (C,) or (N, C)")
+    what.add_argument(
+        "--channel", "--channels", dest="channel", type=int_list, help="channel indices: 0,5,10-12"
+    )
+    what.add_argument(
+        "--neuron", "--neurons", dest="neuron", type=int_list, help="flat unit indices of --layer"
+    )
+    what.add_argument(
+        "--direction",
+        "--directions",
+        dest="direction",
+        metavar="FILE.npy",
+        help="direction(s): (C,) or (N, C)",
+    )
 
 
 def add_optimisation_arguments(how: Flags, unit: str) -> None:

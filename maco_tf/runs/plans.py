@@ -23,6 +23,7 @@ __all__ = [
     "load_directions",
     "plan_classes",
     "plan_directions",
+    "plan_layer",
     "plan_units",
     "slug",
 ]
@@ -169,6 +170,44 @@ def plan_directions(loaded: LoadedModel, layer: str, path: str) -> Plan:
         key = f"direction:{label}:{digest}"
         plan.append(Target(f"{stem}_dir{i:03d}", name, "direction", label, i, key))
     return Plan(objective, plan)
+
+
+def plan_layer(
+    loaded: LoadedModel,
+    layer: str,
+    *,
+    channel: Sequence[int] | None = None,
+    neuron: Sequence[int] | None = None,
+    direction: str | None = None,
+) -> Plan:
+    """The units of ``layer`` given by exactly one of ``channel``, ``neuron`` or ``direction``.
+
+    Parameters
+    ----------
+    loaded
+        The model.
+    layer
+        Name, index or nested path of the layer.
+    channel, neuron
+        Channel indices, or flat unit indices, of the layer.
+    direction
+        Path of a ``.npy`` file of direction(s) in the layer's activation space.
+
+    Raises
+    ------
+    MacoError
+        For none or several of the three, or an unknown layer or index.
+    """
+    chosen = {"channel": channel, "neuron": neuron, "direction": direction}
+    given = [name for name, value in chosen.items() if value is not None]
+    if len(given) != 1:
+        raise MacoError(
+            "with --layer give exactly one of --channel, --neuron or --direction"
+            + (f" (got {', '.join('--' + name for name in given)})" if given else "")
+        )
+    if direction is not None:
+        return plan_directions(loaded, layer, direction)
+    return plan_units(loaded, layer, given[0], chosen[given[0]])
 
 
 def image_ids(plan: Plan) -> list[int]:

@@ -1,4 +1,5 @@
-/* MACO atlas index: filter the class grid by name, synonym, index or WordNet id as you type.
+/* MACO atlas index: filter the grid (classes, or the units of a unit atlas) by the words of
+   each card's data-search as you type; the grid's data-noun / data-nouns name its items.
    Plain JavaScript, no network access: works from file:// and from any static server. */
 (function () {
   "use strict";
@@ -31,7 +32,8 @@
         shown += 1;
       }
     });
-    var noun = items.length === 1 ? " class" : " classes";
+    var noun = " " + (items.length === 1 ? grid.getAttribute("data-noun") || "class"
+                                         : grid.getAttribute("data-nouns") || "classes");
     count.textContent = shown + " of " + items.length + noun + " shown";
     if (empty) {
       empty.hidden = shown !== 0;
