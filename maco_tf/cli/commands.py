@@ -20,6 +20,7 @@ from maco_tf.runs.plans import Plan, plan_classes, plan_layer
 from maco_tf.runs.results import RESULTS_FILE, open_results
 from maco_tf.runs.running import run_pending, sayer
 from maco_tf.runs.startup import agreed_pending, load_model, set_up_distribution, writable
+from maco_tf.runs.trust import load_examples
 
 __all__ = ["EXIT_OK", "layers", "plan", "visualize"]
 
@@ -61,6 +62,7 @@ def visualize(args: argparse.Namespace) -> int:
     distribution = set_up_distribution(args, say)
     loaded = load_model(args, distribution, say)
     targets = plan(args, loaded)
+    photos = None if args.examples is None else load_examples(args.examples, loaded)
     settings = run_settings.run_settings(run_settings.config(args), loaded)
     batch_size = run_settings.batch_size(args)
     with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
@@ -70,7 +72,7 @@ def visualize(args: argparse.Namespace) -> int:
         total = len(targets.targets)
         for i in sorted(set(range(total)) - set(pending)):
             say(f"skipped {targets.targets[i].slug} (already in {out})")
-        run = run_pending(args, loaded, targets, pending, results, batch_size, say, started)
+        run = run_pending(args, loaded, targets, pending, results, batch_size, say, started, photos)
     say(
         f"{total} targets: {run['computed']} computed, {run['skipped']} skipped; "
         f"results in {out / RESULTS_FILE} ({run['time_s']:.1f} s)"

@@ -47,6 +47,12 @@ def _add_visualize_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_arguments(vis)
     add_target_arguments(vis)
+    vis.add_argument(
+        "--examples",
+        metavar="DIR",
+        help="a folder of natural photos: record and print each target's trust score (does its "
+        "visualization reach the target the way the photos that excite it most do?)",
+    )
     add_optimisation_arguments(vis.add_argument_group("optimisation"), "targets")
     add_output_arguments(vis.add_argument_group("output"), "target", "the")
     vis.set_defaults(handler=commands.visualize)

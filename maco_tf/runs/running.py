@@ -10,12 +10,15 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from maco_tf.core import visualization as api
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, image_ids
 from maco_tf.runs.results import Results
 from maco_tf.runs.scoring import top5 as score_top5
+from maco_tf.runs.trust import trust_entries
 from maco_tf.targets import units as targets
 
 __all__ = ["RunInterruptedError", "Say", "run_chunk", "run_pending", "sayer"]
@@ -60,18 +63,21 @@ def run_chunk(
     results: Results,
     batch_size: int,
     say: Say,
+    photos: np.ndarray | None = None,
 ) -> None:
     """Optimise, save and record one chunk of targets (indices into ``plan.targets``).
 
     Each image's randomness depends on ``--seed`` and its target's id
     (:func:`~maco_tf.runs.plans.image_ids`) only, so it does not depend on the batch, the shard
-    or the devices it ran in.
+    or the devices it ran in. With ``photos`` (:func:`maco_tf.runs.trust.load_examples`), each
+    record also holds the target's ``"trust"`` entry (:func:`maco_tf.runs.trust.trust_entries`).
     """
     ids = image_ids(plan)
+    objective = targets.select(plan.objective, chunk)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", api.DeadObjectiveWarning)
         result = api.visualize(
-            targets.select(plan.objective, chunk),
+            objective,
             run_settings.config(args),
             batch_size=batch_size,
             progress=not args.quiet,
@@ -81,6 +87,7 @@ def run_chunk(
     _show_warnings(caught)
     top5 = score_top5(loaded, result.images)
     values = result.objective_values
+    trust = None if photos is None else trust_entries(objective, result.images, photos, loaded)
     for position, index in enumerate(chunk):
         target = plan.targets[index]
         measured = {
@@ -93,6 +100,8 @@ def run_chunk(
             "wall_time_s": round(result.elapsed_s / len(chunk), 3),
             "batch_wall_time_s": round(result.elapsed_s, 3),
         }
+        if trust is not None:
+            measured["trust"] = trust[position]
         image, transparency = result.images[position], result.transparency[position]
         results.add_target(target, image, transparency, loaded.values_range, measured)
         best = ""
@@ -100,6 +109,14 @@ def run_chunk(
             first = top5[position][0]
             best = f"  top-1: {first['name']} ({100 * first['probability']:.1f}%)"
         say(f"saved {target.slug}  objective {values[position]:.4g}{best}")
+        if trust is not None:
+            say(_trust_line(target.slug, trust[position]))
+
+
+def _trust_line(slug: str, entry: dict) -> str:
+    """``trust <slug>: score 0.42 (ok)``, or ``(flagged)``."""
+    score = "n/a" if entry["score"] is None else f"{entry['score']:.2f}"
+    return f"trust {slug}: score {score} ({'flagged' if entry['flagged'] else 'ok'})"
 
 
 def run_pending(
@@ -111,8 +128,11 @@ def run_pending(
     batch_size: int,
     say: Say,
     started: float,
+    photos: np.ndarray | None = None,
 ) -> dict:
     """Run the pending targets chunk by chunk, saving ``results`` after each; the run's record.
+
+    ``photos`` (:func:`maco_tf.runs.trust.load_examples`) adds the trust check to each chunk.
 
     Raises
     ------
@@ -136,7 +156,7 @@ def run_pending(
     try:
         for first in range(0, len(pending), batch_size):
             chunk = pending[first : first + batch_size]
-            run_chunk(args, loaded, plan, chunk, results, batch_size, say)
+            run_chunk(args, loaded, plan, chunk, results, batch_size, say, photos)
             run["computed"] += len(chunk)
             run["time_s"] = round(time.perf_counter() - started, 3)
             results.save()
