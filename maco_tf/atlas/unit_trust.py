@@ -79,14 +79,4 @@ def path_trust(
         natural_range=loaded.values_range,
         model_range=loaded.values_range,
     )
-    found = report.to_dict()
-    score = found["scores"][0]
-    return {
-        "score": None if not np.isfinite(score) else round(score, 4),
-        "layers": found["layers"],
-        "visualization": [round(v, 4) for v in found["visualization"][0]],
-        "natural": [round(v, 4) for v in found["natural"][0]],
-        "baseline": [round(v, 4) for v in found["baseline"][0]],
-        "references": len(natural),
-        "baseline_photos": len(others),
-    }
+    return {**report.entry(0), "references": len(natural), "baseline_photos": len(others)}

@@ -162,6 +162,31 @@ class TrustReport:
             "baseline": self.baseline.tolist(),
         }
 
+    def entry(self, index: int, digits: int = 4) -> dict:
+        """One visualization's score and profiles, rounded, as a results record stores them.
+
+        Parameters
+        ----------
+        index
+            The visualization's position in the report.
+        digits
+            Decimal digits kept.
+
+        Returns
+        -------
+        entry
+            ``{"score", "layers", "visualization", "natural", "baseline"}``: the score (None
+            when it is undefined) and the three per-layer profiles of that visualization.
+        """
+        score = float(self.scores[index])
+        return {
+            "score": round(score, digits) if np.isfinite(score) else None,
+            "layers": list(self.layers),
+            "visualization": [round(float(v), digits) for v in self.visualization[index]],
+            "natural": [round(float(v), digits) for v in self.natural[index]],
+            "baseline": [round(float(v), digits) for v in self.baseline[index]],
+        }
+
 
 # ---------------------------------------------------------------------- correlations
 

@@ -98,17 +98,13 @@ def trust_entries(
         photos_range=PHOTO_RANGE,
         model_range=loaded.values_range,
     )
-    found, flagged = report.to_dict(), report.flagged()
+    flagged = report.flagged()
     entries = []
-    for index, score in enumerate(found["scores"]):
+    for index in range(len(report.scores)):
         entries.append(
             {
-                "score": round(score, 4) if np.isfinite(score) else None,
+                **report.entry(index),
                 "flagged": bool(flagged[index]),
-                "layers": found["layers"],
-                "visualization": [round(v, 4) for v in found["visualization"][index]],
-                "natural": [round(v, 4) for v in found["natural"][index]],
-                "baseline": [round(v, 4) for v in found["baseline"][index]],
                 "references": references,
                 "baseline_photos": len(photos) - references,
             }
