@@ -19,13 +19,12 @@ from PIL import Image
 from maco_tf.atlas.patches import Responses, load_photos
 from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.trust import path_similarity
+from maco_tf.runs.trust import TRUST_REFERENCES
 
 __all__ = ["BASELINE_PHOTOS", "TRUST_REFERENCES", "TrustCheck", "path_trust"]
 
 #: ``check(loaded, visualization_png, responses, column) -> record entry or None``.
 TrustCheck = Callable[[LoadedModel, Path, Responses, int], "dict | None"]
-#: Most-activating photos a visualization is compared with.
-TRUST_REFERENCES = 8
 #: Largest number of other photos that make the baseline.
 BASELINE_PHOTOS = 32
 
