@@ -36,7 +36,9 @@ EXCLUDED_CLASSES: dict[int, str] = {
 NB_CLASSES = 1000
 
 
-def draw_classes(count: int, seed: int, excluded: set[int] | None = None) -> list[int]:
+def draw_classes(
+    count: int, seed: int, excluded: set[int] | None = None, skip: int = 0
+) -> list[int]:
     """``count`` distinct ImageNet classes drawn with ``seed``, none of ``excluded``.
 
     Parameters
@@ -47,6 +49,10 @@ def draw_classes(count: int, seed: int, excluded: set[int] | None = None) -> lis
         Seed of the draw: the same seed gives the same classes, in the same order.
     excluded
         Classes never drawn; default :data:`EXCLUDED_CLASSES`.
+    skip
+        Classes of the draw passed over first: the classes ``skip`` to ``skip + count - 1`` of
+        the same seeded order. Tuning runs use ``skip=30`` so they never see the 30 classes a
+        report draws with the same seed.
 
     Returns
     -------
@@ -56,11 +62,13 @@ def draw_classes(count: int, seed: int, excluded: set[int] | None = None) -> lis
     Raises
     ------
     ValueError
-        For a ``count`` outside that range.
+        For a ``count`` outside that range (after ``skip``), or a negative ``skip``.
     """
     excluded = set(EXCLUDED_CLASSES) if excluded is None else set(excluded)
     pool = np.array([c for c in range(NB_CLASSES) if c not in excluded])
-    if not 1 <= count <= len(pool):
-        raise ValueError(f"count must be between 1 and {len(pool)}; got {count}")
+    if skip < 0:
+        raise ValueError(f"skip must be >= 0; got {skip}")
+    if not 1 <= count <= len(pool) - skip:
+        raise ValueError(f"count must be between 1 and {len(pool) - skip}; got {count}")
     order = np.random.default_rng(seed).permutation(len(pool))
-    return [int(c) for c in pool[order[:count]]]
+    return [int(c) for c in pool[order[skip : skip + count]]]

@@ -130,6 +130,49 @@ def plot_curves(path: str, curves: dict[str, list[dict]], title: str) -> None:
     plt.close(figure)
 
 
+def plot_sweep(path: str, rows: list[dict], reference_s: float | None, title: str) -> None:
+    """Judge top-1 and mean target probability against seconds per image, one point a setting.
+
+    ``rows`` carry ``label``, ``seconds_per_image``, ``judge_top1`` and ``judge_p``;
+    ``reference_s`` (Xplique's ``maco`` time per image) draws the reference and its quarter.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for axis, key, name in zip(
+        axes,
+        ("judge_top1", "judge_p"),
+        ("judge top-1 rate", "judge mean p(target)"),
+        strict=True,
+    ):
+        for row in rows:
+            axis.plot(row["seconds_per_image"], row[key], marker="o", color="tab:blue")
+            axis.annotate(
+                row["label"],
+                (row["seconds_per_image"], row[key]),
+                textcoords="offset points",
+                xytext=(4, 2),
+                fontsize=6,
+            )
+        if reference_s:
+            axis.axvline(reference_s, color="tab:red", lw=1, label="Xplique maco, 128 steps")
+            axis.axvline(reference_s / 4, color="tab:red", lw=1, ls="--", label="a quarter of it")
+        axis.set_xscale("log")
+        axis.set_xlabel("wall time per image (s, log)")
+        axis.set_ylabel(name)
+        axis.set_ylim(-0.03, 1.03)
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def image_sheet(
     path: str,
     images: dict[str, np.ndarray],
