@@ -90,6 +90,28 @@ def write_run(
     write_json(os.path.join(out, "results.json"), {**header, **payload})
 
 
+#: The two scores the quality plots show, one panel each, and their axis titles.
+JUDGE_AXES = {"judge_top1": "judge top-1 rate", "judge_p": "judge mean p(target)"}
+
+
+def _finish_judge_figure(figure, axes, path: str, title: str, legend: str) -> None:
+    """Log-time x axes, score y axes from 0 to 1, legend, title; saved to ``path`` and closed."""
+    import matplotlib.pyplot as plt
+
+    for axis, name in zip(axes, JUDGE_AXES.values(), strict=True):
+        axis.set_xscale("log")
+        axis.set_xlabel("wall time per image (s, log)")
+        axis.set_ylabel(name)
+        axis.set_ylim(-0.03, 1.03)
+        axis.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, loc=legend)
+    figure.suptitle(title, fontsize=9)
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
 def plot_curves(path: str, curves: dict[str, list[dict]], title: str) -> None:
     """Judge top-1 and mean target probability against seconds per image, per method.
 
@@ -106,7 +128,7 @@ def plot_curves(path: str, curves: dict[str, list[dict]], title: str) -> None:
         if not points:
             continue
         seconds = [p["seconds_per_image"] for p in points]
-        for axis, key in zip(axes, ("judge_top1", "judge_p"), strict=True):
+        for axis, key in zip(axes, JUDGE_AXES, strict=True):
             axis.plot(seconds, [p[key] for p in points], marker="o", label=label)
             for point in points:
                 axis.annotate(
@@ -116,18 +138,7 @@ def plot_curves(path: str, curves: dict[str, list[dict]], title: str) -> None:
                     xytext=(3, 3),
                     fontsize=7,
                 )
-    for axis, name in zip(axes, ("judge top-1 rate", "judge mean p(target)"), strict=True):
-        axis.set_xscale("log")
-        axis.set_xlabel("wall time per image (s, log)")
-        axis.set_ylabel(name)
-        axis.set_ylim(-0.03, 1.03)
-        axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="best")
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _finish_judge_figure(figure, axes, path, title, legend="best")
 
 
 def plot_sweep(path: str, rows: list[dict], reference_s: float | None, title: str) -> None:
@@ -142,12 +153,7 @@ def plot_sweep(path: str, rows: list[dict], reference_s: float | None, title: st
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
-    for axis, key, name in zip(
-        axes,
-        ("judge_top1", "judge_p"),
-        ("judge top-1 rate", "judge mean p(target)"),
-        strict=True,
-    ):
+    for axis, key in zip(axes, JUDGE_AXES, strict=True):
         for row in rows:
             axis.plot(row["seconds_per_image"], row[key], marker="o", color="tab:blue")
             axis.annotate(
@@ -160,17 +166,7 @@ def plot_sweep(path: str, rows: list[dict], reference_s: float | None, title: st
         if reference_s:
             axis.axvline(reference_s, color="tab:red", lw=1, label="Xplique maco, 128 steps")
             axis.axvline(reference_s / 4, color="tab:red", lw=1, ls="--", label="a quarter of it")
-        axis.set_xscale("log")
-        axis.set_xlabel("wall time per image (s, log)")
-        axis.set_ylabel(name)
-        axis.set_ylim(-0.03, 1.03)
-        axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc="lower right")
-    figure.suptitle(title, fontsize=9)
-    figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    _finish_judge_figure(figure, axes, path, title, legend="lower right")
 
 
 def image_sheet(
