@@ -107,6 +107,14 @@ def test_channels_on_a_model_file(tmp_path, tiny_file, capsys):
     assert results["settings"]["noise"] == RunConfig().noise
 
 
+def test_phase_spread_flag_reaches_results(tmp_path, tiny_file, capsys):
+    out = tmp_path / "out"
+    assert main([*_tiny_args(tiny_file, out), "--phase-spread", "1", "--quiet"]) == 0
+    assert _results(out)["settings"]["phase_spread"] == 1.0
+    assert main([*_tiny_args(tiny_file, out), "--phase-spread", "0"]) == 2
+    assert "expected a finite number > 0" in capsys.readouterr().err
+
+
 def test_resume_skips_finished_targets(tmp_path, tiny_file, capsys):
     out = tmp_path / "out"
     assert main(_tiny_args(tiny_file, out, "--quiet")) == 0

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from maco_tf.cli.parsing import box_sizes, int_list, non_negative_number, positive_int, values_range
+from maco_tf.cli.parsing import (
+    box_sizes,
+    int_list,
+    non_negative_number,
+    positive_int,
+    positive_number,
+    values_range,
+)
 from maco_tf.core.distribute import STRATEGIES
 from maco_tf.runs.settings import default
 
@@ -122,6 +129,14 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
         metavar="STD",
         help=f"noise std added to every view, for inputs of range width 2 (scaled to the "
         f"model's range; default {default('noise'):g}; Xplique: 0.08)",
+    )
+    how.add_argument(
+        "--phase-spread",
+        type=positive_number,
+        default=default("phase_spread"),
+        metavar="STD",
+        help=f"spread of MACO's standardised phase (default {default('phase_spread'):.4g}, "
+        f"pi; Xplique: 1)",
     )
     how.add_argument(
         "--seed",

@@ -58,6 +58,14 @@ def non_negative_number(text: str) -> float:
     return value
 
 
+def positive_number(text: str) -> float:
+    """``--phase-spread``: a finite number > 0."""
+    value = non_negative_number(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
 def box_sizes(text: str) -> tuple[float, float]:
     """``--box-size``: ``START,END``, both in ``(0, 1]``."""
     try:

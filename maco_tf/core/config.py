@@ -3,7 +3,8 @@
 :class:`RunConfig` holds every research knob under the one name it has everywhere (Python,
 command line flags, ``results.json``, the atlas): ``method``, ``steps``, ``crops``, ``size``,
 ``box_size``, ``whole_views``, ``noise``, ``values_range``, ``seed``, ``copies``,
-``decay_power``, ``optimizer`` and ``magnitude_dataset``. Engine tuning, which changes speed but
+``decay_power``, ``phase_spread``, ``optimizer`` and ``magnitude_dataset``. Engine tuning, which
+changes speed but
 not what is optimised, lives in :class:`EngineConfig`; resource bounds in
 :class:`~maco_tf.core.limits.Limits`.
 
@@ -27,7 +28,7 @@ from maco_tf.checks import check_int, check_values_range, is_finite_number
 from maco_tf.core.augment import Schedule, box_size_schedule, noise_schedule
 from maco_tf.core.engine import optimizer_key
 from maco_tf.core.limits import Limits
-from maco_tf.core.parameterization import Parameterization
+from maco_tf.core.parameterization import PHASE_SPREAD, Parameterization
 from maco_tf.core.seeds import check_seed
 from maco_tf.errors import InvalidSettingError
 
@@ -184,6 +185,9 @@ class RunConfig:
         Images per objective combination (consecutive in the result, named ``name #k``).
     decay_power
         Spectral decay of the Fourier baseline.
+    phase_spread
+        Standard deviation of MACO's standardised phase (``method="maco"``): pi, the
+        default, or 1 as Xplique's ``maco`` (and this package's drop-in :func:`~maco_tf.maco`).
     optimizer
         A Keras optimizer whose configuration is used (the object itself is not modified);
         None: Nadam(1.0) for MACO (as Xplique), Adam(0.05) otherwise.
@@ -212,6 +216,7 @@ class RunConfig:
     seed: int | None = field(default=0, metadata=_RUN_TIME)
     copies: int = field(default=1, metadata=_RUN_TIME)
     decay_power: float = 1.0
+    phase_spread: float = PHASE_SPREAD
     optimizer: keras.optimizers.Optimizer | None = None
     magnitude_dataset: object = field(default=None, compare=False, metadata=_RUN_TIME)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -241,6 +246,16 @@ class RunConfig:
                 f"decay_power must be a finite number; got {self.decay_power!r}"
             )
         set_(self, "decay_power", float(self.decay_power))
+        if (
+            isinstance(self.phase_spread, bool)
+            or not is_finite_number(self.phase_spread)
+            or self.phase_spread <= 0
+        ):
+            raise InvalidSettingError(
+                f"phase_spread must be a finite number > 0 (pi by default, 1 as Xplique); "
+                f"got {self.phase_spread!r}"
+            )
+        set_(self, "phase_spread", float(self.phase_spread))
         if self.optimizer is not None and not isinstance(
             self.optimizer, keras.optimizers.Optimizer
         ):
@@ -344,6 +359,7 @@ class RunConfig:
             "seed": self.seed,
             "copies": self.copies,
             "decay_power": self.decay_power,
+            "phase_spread": self.phase_spread,
             "optimizer": optimizer,
             "magnitude_dataset": "imagenet" if self.magnitude_dataset is None else "custom",
             "engine": self.engine.record(),

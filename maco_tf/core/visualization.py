@@ -241,7 +241,9 @@ def build_parameterization(
             f"RGB only, so pass magnitude_dataset= images of {channels} channel(s) to compute "
             f"the magnitude"
         )
-    return MacoParameterization(magnitude, image_shape, config.values_range)
+    return MacoParameterization(
+        magnitude, image_shape, config.values_range, phase_spread=config.phase_spread
+    )
 
 
 def run_config(config: RunConfig | None = None, **overrides: object) -> RunConfig:
