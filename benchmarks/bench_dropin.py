@@ -9,8 +9,8 @@ self-recognition on Lite0, plausibility against natural photos).
 Variants (``--variants``):
 
 * ``dropin``: ``maco_tf.maco`` as it is;
-* ``phase_1``: the phase standardised to a spread of 1 (Xplique) instead of pi
-  (``MacoParameterization(phase_spread=1)``);
+* ``phase_pi``: the phase standardised to a spread of pi (the command line's default, and the
+  drop-in's until it was measured here) instead of Xplique's 1 (``phase_spread=pi``);
 * ``xplique_magnitude``: Xplique's magnitude (its ImageNet spectrum resized as an image by
   ``init_maco_buffer``) instead of the interpolation on the frequency grid;
 * ``noise_units``: ``noise_intensity`` in input units as Xplique (0.08 of the range (0, 255)
@@ -18,7 +18,7 @@ Variants (``--variants``):
 * ``fresh_noise``: noise drawn afresh at every step (``pooled_noise=False``);
 * ``unbatched``: one image per compiled loop (``batch_size=1``), one model batch per step
   (``lanes=1``);
-* ``all_xplique``: all of the above at once;
+* ``all_xplique``: all of the above at once but ``phase_pi`` (so all of Xplique's choices);
 * ``xplique_maco``: Xplique's ``maco`` itself.
 
 Not toggled, because they do not differ for class-logit objectives: per-crop scoring (a class
@@ -50,7 +50,7 @@ from quality.options import choice_list, fill_defaults  # noqa: E402
 
 VARIANTS = (
     "dropin",
-    "phase_1",
+    "phase_pi",
     "xplique_magnitude",
     "noise_units",
     "fresh_noise",
@@ -60,12 +60,12 @@ VARIANTS = (
 )
 LABELS = {
     "dropin": "`maco_tf.maco` (drop-in, as it is)",
-    "phase_1": "phase spread 1 instead of pi",
+    "phase_pi": "phase spread pi instead of 1",
     "xplique_magnitude": "Xplique's magnitude resize",
     "noise_units": "noise in input units (as Xplique)",
     "fresh_noise": "fresh noise every step",
     "unbatched": "one image per loop, one lane",
-    "all_xplique": "all of the above",
+    "all_xplique": "all of the above but phase pi",
     "xplique_maco": "Xplique 2.0.2 `maco` (reference)",
 }
 FULL = {"classes": 30, "steps": 128, "crops": 16, "size": 512}
@@ -82,25 +82,25 @@ def xplique_magnitude(height: int, width: int):
 
 def overrides(variant: str, setup: Setup) -> dict:
     """``maco_tf.visualize`` arguments that switch ``variant``'s deviation to Xplique's."""
+    from maco_tf.core.dropin import XPLIQUE_PHASE_SPREAD
     from maco_tf.core.parameterization import PHASE_SPREAD, MacoParameterization
-    from maco_tf.core.spectrum import imagenet_magnitude
 
     size = setup.xplique_size
     low, high = setup.loaded.values_range
     parts = {
-        "phase_1": {"phase_spread": 1.0},
+        "phase_pi": {"phase_spread": PHASE_SPREAD},
         "xplique_magnitude": {"magnitude": xplique_magnitude(size, size)},
         "noise_units": {"noise": 0.08 * 2.0 / (high - low)},
         "fresh_noise": {"pooled_noise": False},
         "unbatched": {"batch_size": 1, "lanes": 1},
     }
     chosen = {}
-    for name in parts if variant == "all_xplique" else [variant]:
+    towards_xplique = [name for name in parts if name != "phase_pi"]
+    for name in towards_xplique if variant == "all_xplique" else [variant]:
         chosen.update(parts.get(name, {}))
-    spread = chosen.pop("phase_spread", PHASE_SPREAD)
     magnitude = chosen.pop("magnitude", None)
-    if spread != PHASE_SPREAD or magnitude is not None:
-        magnitude = imagenet_magnitude(size, size) if magnitude is None else magnitude
+    if magnitude is not None:
+        spread = chosen.pop("phase_spread", XPLIQUE_PHASE_SPREAD)
         chosen["method"] = MacoParameterization(
             magnitude, (size, size, 3), setup.loaded.values_range, phase_spread=spread
         )

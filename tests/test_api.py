@@ -18,6 +18,17 @@ def test_dropin_single_objective_returns_xplique_shapes(tiny_model):
     assert image.min() >= -1 and image.max() <= 1
 
 
+def test_dropin_uses_xplique_phase_spread(tiny_model):
+    def run(**options):
+        objective = Objective.neuron(tiny_model, "logits", 3)
+        kwargs = dict(nb_steps=3, nb_crops=2, custom_shape=(32, 32), seed=0)
+        return maco_tf.maco(objective, **kwargs, **options)[0]
+
+    assert maco_tf.RunConfig().phase_spread == pytest.approx(np.pi)
+    np.testing.assert_array_equal(run(), run(phase_spread=1.0))
+    assert not np.allclose(run(), run(phase_spread=np.pi))
+
+
 def test_positional_arguments_match_xplique(tiny_model):
     import inspect
 

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: The drop-in's settings that differ from :class:`maco_tf.RunConfig`'s defaults (Xplique's).
-XPLIQUE_SETTINGS = {"box_size": None, "noise": 0.08, "whole_views": 0}
-
 
 def cli_defaults() -> dict:
     """The command line's defaults, read from :class:`maco_tf.RunConfig`.
@@ -247,29 +244,29 @@ def _class_objective(loaded: object, classes: list[int]) -> object:
 
 
 def run_dropin(setup: Setup, classes: list[int], steps: int, **overrides: object) -> Run:
-    """``maco_tf.maco`` with Xplique's arguments (the drop-in), all classes in one call.
+    """``maco_tf.maco`` itself with Xplique's arguments (the drop-in), all classes in one call.
 
-    ``overrides`` are further :func:`maco_tf.visualize` arguments (the deviation study).
+    ``overrides`` are further keyword-only options of ``maco_tf.maco`` (RunConfig or
+    EngineConfig fields: the deviation study).
     """
     import maco_tf
 
     size = setup.xplique_size
-    options = {
-        "steps": steps,
-        "crops": setup.xplique_crops,
-        "values_range": setup.loaded.values_range,
-        "size": (size, size),
-        "seed": setup.seed,
-        **XPLIQUE_SETTINGS,
-        **overrides,
-    }
-    visualization, seconds = _timed(
-        lambda: maco_tf.visualize(
-            _class_objective(setup.loaded, classes), image_ids=classes, **options
+    (images, _), seconds = _timed(
+        lambda: maco_tf.maco(
+            _class_objective(setup.loaded, classes),
+            nb_steps=steps,
+            nb_crops=setup.xplique_crops,
+            values_range=setup.loaded.values_range,
+            custom_shape=(size, size),
+            seed=setup.seed,
+            image_ids=classes,
+            **overrides,
         )
     )
+    images = np.asarray(images, dtype=np.float32).reshape(len(classes), size, size, -1)
     settings = {k: v for k, v in overrides.items() if isinstance(v, (int, float, str, bool))}
-    return Run(_images_of(visualization), seconds, steps, {"crops": options["crops"], **settings})
+    return Run(images, seconds, steps, {"crops": setup.xplique_crops, **settings})
 
 
 def _cli_run(method: str) -> Callable[[Setup, list[int], int], Run]:

@@ -2,8 +2,8 @@
 
 ``from maco_tf import maco`` replaces ``from xplique.features_visualizations import maco``: same
 arguments, same defaults (256 steps, 32 crops of Xplique's 0.5 to 0.05 ramp, noise 0.08,
-512 x 512 images, no whole views, a random seed). Each builds a :class:`~maco_tf.RunConfig`
-by keyword and runs :func:`~maco_tf.visualize`.
+512 x 512 images, no whole views, a phase spread of 1, a random seed). Each builds a
+:class:`~maco_tf.RunConfig` by keyword and runs :func:`~maco_tf.visualize`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,15 @@ def _xplique_config(method: str, options: dict, **settings: object) -> tuple[Run
 
     Returns the config and the remaining options (run context such as ``progress``).
     """
-    config = RunConfig(method=method, whole_views=0, seed=None, **settings)
+    config = RunConfig(
+        method=method, whole_views=0, phase_spread=XPLIQUE_PHASE_SPREAD, seed=None, **settings
+    )
     knobs = {k: options.pop(k) for k in list(options) if k not in _RUN_CONTEXT}
     return config.replace(**knobs), options
 
+
+#: Xplique's spread of the standardised phase (``RunConfig.phase_spread``).
+XPLIQUE_PHASE_SPREAD = 1.0
 
 #: Keyword-only arguments of :func:`visualize` that are not settings.
 _RUN_CONTEXT = ("progress", "strategy", "image_ids", "cache")
