@@ -53,6 +53,8 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
         "48 steps, 12 crops (3 whole), 224²",
         {"steps": 48, "crops": 12, "whole_views": 3, "size": 224},
     ),
+    "steps48_phase1": ("48 steps, phase spread 1 (Xplique's)", {"steps": 48, "phase_spread": 1.0}),
+    "steps48_noise08": ("48 steps, noise 0.08", {"steps": 48, "noise": 0.08}),
     "steps32_box05": ("32 steps, crops 1.0 → 0.5", {"steps": 32, "box_size": (1.0, 0.5)}),
     "preview": (
         "24 steps, 8 crops (2 whole), 224²",

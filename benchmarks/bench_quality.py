@@ -23,7 +23,8 @@ Equal wall time (default): every method's cost per image (a per-call overhead pl
 step, from two probe runs in this process, side by side) is measured first; the budget is the
 predicted time per image of Xplique's ``maco`` at ``--reference-steps`` (or ``--budget-s``),
 and each method runs the number of steps that fits it. ``--steps N`` gives every method N
-steps instead. ``--curve`` adds fixed-step runs (quality versus measured time per image).
+steps instead. ``--curve`` adds fixed-step runs (quality versus measured time per image); with
+``--steps``, the main run is the curve's first point.
 
 Scores (``benchmarks/quality/scoring.py``): judge (EfficientNet-Lite1, not optimised) top-1,
 top-5 and mean probability of the target on the whole image; self-recognition on Lite0;
@@ -37,6 +38,7 @@ and ``images.png`` (thumbnails of every method's images of the equal-time run).
     python benchmarks/bench_quality.py --quick          # 2 classes, few steps: checks it all
     python benchmarks/bench_quality.py --steps 128 --no-curve --methods xplique_maco,dropin
     python benchmarks/bench_quality.py --torch-python /path/to/venv/bin/python   # + Horama
+    python benchmarks/bench_quality.py --classes 5 --steps 16 --curve 32,64   # a curve only
 """
 
 from __future__ import annotations
@@ -208,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
     curve_classes = classes[: args.curve_classes] if args.curve_classes else classes
     curves: dict[str, list[dict]] = {}
-    for method in methods:
-        curves[method.label] = []
+    main_on_curve = budget is None and curve_classes == classes
+    for method, row in zip(methods, rows, strict=True):
+        # a fixed-step main run on the curve's classes is the curve's first point
+        curves[method.label] = [row] if main_on_curve and args.curve else []
         for steps in args.curve:
             row, _ = run_and_score(method, setup, curve_classes, steps, judges)
             curves[method.label].append(row)
@@ -244,11 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         os.path.join(args.out, "images.png"), images, classes, names, loaded.values_range
     )
     if curves and args.curve:
+        curve_steps = ([args.steps] if main_on_curve else []) + args.curve
         report.plot_curves(
             os.path.join(args.out, "curve.png"),
             curves,
             f"EfficientNet-Lite0 optimised, EfficientNet-Lite1 judge, {len(curve_classes)} "
-            f"classes, steps {','.join(map(str, args.curve))}",
+            f"classes, steps {','.join(map(str, curve_steps))}",
         )
     print(f"\n{title}" + (f", budget {budget:.1f} s/image" if budget else "") + f"\n{table}")
     for name, why in skipped.items():

@@ -104,7 +104,8 @@ def _finish_judge_figure(figure, axes, path: str, title: str, legend: str) -> No
         axis.set_ylabel(name)
         axis.set_ylim(-0.03, 1.03)
         axis.grid(alpha=0.3)
-    axes[1].legend(fontsize=7, loc=legend)
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(fontsize=7, loc=legend)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
