@@ -17,7 +17,7 @@ report that draws 30 classes with the same seed never shows a class the sweep tu
 Outputs in ``--out``: ``table.md``, ``results.json`` (every per-image number), ``sweep.png``
 (judge top-1 and mean probability against seconds per image) and ``images.png``.
 
-    python benchmarks/bench_defaults.py                          # 10 tuning classes, all candidates
+    python benchmarks/bench_defaults.py                          # 10 tuning classes, the sweep
     python benchmarks/bench_defaults.py --candidates default,preview --classes 4
 """
 
@@ -38,12 +38,19 @@ from quality.classes import draw_classes  # noqa: E402
 from quality.methods import Setup, cli_defaults, run_xplique_maco  # noqa: E402
 from quality.options import choice_list  # noqa: E402
 
-#: name -> (label, RunConfig fields that differ from maco_tf.RunConfig's defaults)
+#: The settings the sweep started from (the defaults before it): 16 crops, 4 of them whole.
+#: Every candidate names its crops and whole views, so that a re-run measures the same
+#: settings whatever maco_tf.RunConfig's defaults are now.
+BEFORE = {"crops": 16, "whole_views": 4}
+
+#: name -> (label, RunConfig fields; the others are maco_tf.RunConfig's defaults: 320², crops
+#: 1.0 -> 0.3, noise 0.04, phase spread pi)
 CANDIDATES: dict[str, tuple[str, dict]] = {
     "default": ("RunConfig defaults", {}),
-    "steps64": ("64 steps", {"steps": 64}),
-    "steps48": ("48 steps", {"steps": 48}),
-    "steps32": ("32 steps", {"steps": 32}),
+    "steps128": ("128 steps (the defaults before)", {**BEFORE, "steps": 128}),
+    "steps64": ("64 steps", {**BEFORE, "steps": 64}),
+    "steps48": ("48 steps", {**BEFORE, "steps": 48}),
+    "steps32": ("32 steps", {**BEFORE, "steps": 32}),
     "steps48_crops12": (
         "48 steps, 12 crops (3 whole)",
         {"steps": 48, "crops": 12, "whole_views": 3},
@@ -53,14 +60,34 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
         "48 steps, 12 crops (3 whole), 224²",
         {"steps": 48, "crops": 12, "whole_views": 3, "size": 224},
     ),
-    "steps48_phase1": ("48 steps, phase spread 1 (Xplique's)", {"steps": 48, "phase_spread": 1.0}),
-    "steps48_noise08": ("48 steps, noise 0.08", {"steps": 48, "noise": 0.08}),
-    "steps32_box05": ("32 steps, crops 1.0 → 0.5", {"steps": 32, "box_size": (1.0, 0.5)}),
+    "steps48_phase1": (
+        "48 steps, phase spread 1 (Xplique's)",
+        {**BEFORE, "steps": 48, "phase_spread": 1.0},
+    ),
+    "steps48_noise08": ("48 steps, noise 0.08", {**BEFORE, "steps": 48, "noise": 0.08}),
+    "steps32_box05": (
+        "32 steps, crops 1.0 → 0.5",
+        {**BEFORE, "steps": 32, "box_size": (1.0, 0.5)},
+    ),
     "preview": (
         "24 steps, 8 crops (2 whole), 224²",
         {"steps": 24, "crops": 8, "whole_views": 2, "size": 224},
     ),
 }
+
+#: The candidates of the sweep reported in docs/quality.md (the default run).
+SWEPT = (
+    "steps64",
+    "steps48",
+    "steps32",
+    "steps48_crops12",
+    "steps64_crops8",
+    "steps48_crops12_224",
+    "steps48_phase1",
+    "steps48_noise08",
+    "steps32_box05",
+    "preview",
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,7 +98,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--skip", type=int, default=30, help="classes of the draw passed over (default 30)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the optimisations")
-    parser.add_argument("--candidates", default=",".join(CANDIDATES), help="comma-separated")
+    parser.add_argument(
+        "--candidates",
+        default=",".join(SWEPT),
+        help=f"comma-separated, some of {','.join(CANDIDATES)} (default: the reported sweep)",
+    )
     parser.add_argument(
         "--reference-classes",
         type=int,

@@ -12,8 +12,9 @@ from maco_tf.core.config import settings_differences
 
 def test_defaults_are_the_tuned_ones():
     config = RunConfig(limits=Limits())
-    assert (config.method, config.steps, config.crops, config.size) == ("maco", 128, 16, (320, 320))
-    assert (config.box_size, config.whole_views, config.noise) == ((1.0, 0.3), 4, 0.04)
+    assert (config.method, config.steps, config.crops, config.size) == ("maco", 64, 8, (320, 320))
+    assert (config.box_size, config.whole_views, config.noise) == ((1.0, 0.3), 2, 0.04)
+    assert config.phase_spread == pytest.approx(np.pi)
     assert (config.seed, config.copies, config.values_range) == (0, 1, (-1.0, 1.0))
     assert config.engine == EngineConfig()
     np.testing.assert_allclose(config.box_sizes()[[0, -1]], [1.0, 0.3], rtol=1e-6)
@@ -207,16 +208,16 @@ def test_settings_differences_read_old_records():
         "model": "m",
         "values_range": [0.0, 255.0],
         "method": "maco",
-        "steps": 128,
-        "crops": 16,
+        "steps": 64,
+        "crops": 8,
         "size": 320,
         "box_size": [1.0, 0.3],
-        "whole_views": 4,
+        "whole_views": 2,
         "noise": 0.04,
         "seed": 0,
     }
     new = {"model": "m", **RunConfig(values_range=(0, 255)).record()}
     assert settings_differences(old, new) == []
-    assert settings_differences(old, {**new, "steps": 64}) == ["steps 128, now 64"]
+    assert settings_differences(old, {**new, "steps": 128}) == ["steps 64, now 128"]
     new_engine = {**new, "engine": {**new["engine"], "batch_size": 3}}
     assert settings_differences(new, new_engine) == []

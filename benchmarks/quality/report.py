@@ -153,16 +153,17 @@ def plot_sweep(path: str, rows: list[dict], reference_s: float | None, title: st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5))
+    colours, markers = plt.get_cmap("tab10"), "osD^vP*Xh<>p"
     for axis, key in zip(axes, JUDGE_AXES, strict=True):
-        for row in rows:
-            axis.plot(row["seconds_per_image"], row[key], marker="o", color="tab:blue")
-            axis.annotate(
-                row["label"],
-                (row["seconds_per_image"], row[key]),
-                textcoords="offset points",
-                xytext=(4, 2),
-                fontsize=6,
+        for index, row in enumerate(rows):  # one colour and marker a setting, named in the legend
+            axis.plot(
+                row["seconds_per_image"],
+                row[key],
+                marker=markers[index % len(markers)],
+                color=colours(index % 10),
+                linestyle="none",
+                label=row["label"],
             )
         if reference_s:
             axis.axvline(reference_s, color="tab:red", lw=1, label="Xplique maco, 128 steps")

@@ -206,11 +206,11 @@ class RunConfig:
     """
 
     method: str | Parameterization = "maco"
-    steps: int = field(default=128, metadata=_RUN_TIME)
-    crops: int = 16
+    steps: int = field(default=64, metadata=_RUN_TIME)
+    crops: int = 8
     size: int | tuple[int, int] | None = 320
     box_size: Schedule = field(default=(1.0, 0.3), metadata=_RUN_TIME)
-    whole_views: int = 4
+    whole_views: int = 2
     noise: Schedule = field(default=0.04, metadata=_RUN_TIME)
     values_range: tuple[float, float] = (-1.0, 1.0)
     seed: int | None = field(default=0, metadata=_RUN_TIME)
