@@ -44,7 +44,7 @@ def test_dropin_keeps_xplique_defaults():
         (dict(size="big"), r"size must be an int"),
         (dict(method="lucid"), r"unknown method 'lucid'.*maco, fourier, pixel"),
         (dict(box_size=1.5), r"box_size must lie in \(0, 1\]"),
-        (dict(box_size=(1.0, 0.3, 0.1)), r"box_size has 3 values but steps=128"),
+        (dict(box_size=(1.0, 0.3, 0.1)), r"box_size has 3 values but steps=64"),
         (dict(noise=-0.1), r"noise must be >= 0"),
         (dict(noise=lambda step: 1 / 0), r"noise callable failed"),
         (dict(decay_power=float("nan")), r"decay_power must be a finite number"),
