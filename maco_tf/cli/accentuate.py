@@ -59,6 +59,8 @@ __all__ = [
 SEED_FILE = "seed.png"
 #: Settings without a flag: the accentuation's own (its method is set by the seed).
 _FIXED = ("box_size", "whole_views", "noise")
+#: RunConfig knobs that do not reach an accentuation (its seeds' spectra set the phase).
+_UNUSED = ("phase_spread",)
 
 
 def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -97,6 +99,7 @@ def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
         method=None,  # no --method: the seed's own spectrum is optimised
         jit=False,
         **{name: ACCENTUATION_DEFAULTS[name] for name in _FIXED},
+        **{name: run_settings.default(name) for name in _UNUSED},
     )
 
 

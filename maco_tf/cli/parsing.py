@@ -47,23 +47,25 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def non_negative_number(text: str) -> float:
-    """``--noise``, ``--penalty``: a finite number >= 0."""
+def _finite_number(text: str, strictly_positive: bool) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.08, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+        bound = "> 0" if strictly_positive else ">= 0"
+        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
     return value
+
+
+def non_negative_number(text: str) -> float:
+    """``--noise``, ``--penalty``: a finite number >= 0."""
+    return _finite_number(text, strictly_positive=False)
 
 
 def positive_number(text: str) -> float:
     """``--phase-spread``: a finite number > 0."""
-    value = non_negative_number(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
+    return _finite_number(text, strictly_positive=True)
 
 
 def box_sizes(text: str) -> tuple[float, float]:

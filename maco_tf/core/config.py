@@ -3,10 +3,9 @@
 :class:`RunConfig` holds every research knob under the one name it has everywhere (Python,
 command line flags, ``results.json``, the atlas): ``method``, ``steps``, ``crops``, ``size``,
 ``box_size``, ``whole_views``, ``noise``, ``values_range``, ``seed``, ``copies``,
-``decay_power``, ``phase_spread``, ``optimizer`` and ``magnitude_dataset``. Engine tuning, which
-changes speed but
-not what is optimised, lives in :class:`EngineConfig`; resource bounds in
-:class:`~maco_tf.core.limits.Limits`.
+``decay_power``, ``phase_spread``, ``optimizer`` and ``magnitude_dataset``. Engine tuning,
+which changes speed but not what is optimised, lives in :class:`EngineConfig`; resource bounds
+in :class:`~maco_tf.core.limits.Limits`.
 
 A config is validated when it is built, before anything is allocated: a bad value raises
 :class:`~maco_tf.errors.InvalidSettingError` naming the knob and the fix.

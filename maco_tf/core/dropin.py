@@ -20,6 +20,10 @@ from maco_tf.core.visualization import Visualization, visualize
 __all__ = ["fourier", "maco", "pixel"]
 
 
+#: Xplique's spread of the standardised phase (``RunConfig.phase_spread``).
+XPLIQUE_PHASE_SPREAD = 1.0
+
+
 def _xplique_config(method: str, options: dict, **settings: object) -> tuple[RunConfig, dict]:
     """Xplique's defaults for ``method`` with ``settings``; the options that are knobs moved in.
 
@@ -31,9 +35,6 @@ def _xplique_config(method: str, options: dict, **settings: object) -> tuple[Run
     knobs = {k: options.pop(k) for k in list(options) if k not in _RUN_CONTEXT}
     return config.replace(**knobs), options
 
-
-#: Xplique's spread of the standardised phase (``RunConfig.phase_spread``).
-XPLIQUE_PHASE_SPREAD = 1.0
 
 #: Keyword-only arguments of :func:`visualize` that are not settings.
 _RUN_CONTEXT = ("progress", "strategy", "image_ids", "cache")
