@@ -23,6 +23,8 @@ Sources, tried in this order:
   EfficientNet/EfficientNetV2/ConvNeXt/MobileNetV3 take RGB ``[0, 255]`` (they normalise
   inside); VGG/ResNet (caffe: BGR, mean-subtracted) and DenseNet (torch: ImageNet mean/std)
   get their preprocessing as a first layer, so the model takes RGB ``[0, 255]``.
+* ``hub:PRESET`` or an in-memory KerasHub model: see :mod:`maco_tf.models.hub` (optional
+  extra ``maco_tf[hub]``).
 """
 
 from __future__ import annotations
@@ -478,6 +480,10 @@ def load_model(
         For a model without a single fixed-size image input.
     """
     values_range = None if values_range is None else check_values_range(values_range)
+    from maco_tf.models import hub  # imports keras-hub (an optional extra) only when asked
+
+    if hub.is_hub_model(spec):
+        return hub.load_hub_model(spec, values_range=values_range)
     zoo_name = _zoo_name(spec)
     if zoo_name is not None:
         loaded = _load_zoo(zoo_name)
