@@ -278,6 +278,12 @@ def _from_objects(
             f"KerasHub object {type(network).__name__} is neither an ImageClassifier nor a "
             f"Backbone; give an image classifier or an image backbone"
         )
+    shape = tuple(backbone.inputs[0].shape) if len(backbone.inputs) == 1 else ()
+    if len(shape) != 4:
+        raise HubModelError(
+            f"KerasHub model {task.name!r} does not take one image (inputs "
+            f"{[tuple(i.shape) for i in backbone.inputs]}); give an image classifier or backbone"
+        )
     model, values_range, notes = _assemble(task, backbone, converter, values_range, input_size)
     units = _output_units(model) if logits else None
     return LoadedModel(
