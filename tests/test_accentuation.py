@@ -166,6 +166,8 @@ def test_bad_settings_get_a_clear_error(tiny_model):
     objective = class_logits(tiny_model, 1)
     with pytest.raises(maco_tf.InvalidSettingError, match="penalty"):
         accentuate(objective, smooth_seed(0), penalty=-1.0)
+    with pytest.raises(maco_tf.InvalidSettingError, match="finite in float32"):
+        accentuate(objective, smooth_seed(0), penalty=1e39)
     with pytest.raises(maco_tf.InvalidSettingError, match="method"):
         accentuate(objective, smooth_seed(0), method="maco")
     with pytest.raises(maco_tf.InvalidSettingError, match="size"):

@@ -7,6 +7,7 @@ EfficientNet-Lite0 unit atlas is looked at in a browser by test_atlas_units_brow
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from maco_tf.cli.parser import build_parser
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import plan_layer
 from tests.test_atlas import _check_page, _mtimes, _records, relu_classifier
+from tests.test_images import png_declaring
 
 FAST = ["--steps", "2", "--crops", "1", "--size", "32", "--quiet"]
 UNITS = [f"conv2_ch{i:04d}" for i in range(4)]
@@ -267,3 +269,17 @@ def test_unit_atlas_flag_detection():
     assert not is_unit_atlas(args)
     args.channel = [0]
     assert is_unit_atlas(args)
+
+
+def test_examples_skip_fifos_by_name_and_leave_out_bombs(tmp_path, capsys):
+    root = tmp_path / "photos"
+    root.mkdir()
+    Image.new("RGB", (40, 48), (0, 90, 0)).save(root / "photo.png")
+    (root / "bomb.png").write_bytes(png_declaring(50000, 50000, rows=b"\x00" * 16))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(root / "pipe.png")  # opened, it would hang the atlas
+    found = patches.photo_paths(root)
+    assert [p.name for p in found] == ["bomb.png", "photo.png"]
+    assert not hasattr(os, "mkfifo") or "pipe.png: a FIFO" in capsys.readouterr().err
+    batch, kept = patches.load_photos(found, _loaded(_summing_model(32)))
+    assert [p.name for p in kept] == ["photo.png"] and batch.shape == (1, 32, 32, 3)

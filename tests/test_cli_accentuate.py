@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,12 @@ import pytest
 from PIL import Image
 
 import maco_tf.models.loading
+from maco_tf.cli.accentuate import read_photo
 from maco_tf.cli.main import main
+from maco_tf.targets.accentuation import AccentuationInputError
 
 from .conftest import lock_held_elsewhere
+from .test_images import exif_rotated_jpeg, needs_fifo, png_declaring
 
 FAST = ["--steps", "2", "--crops", "2", "--quiet"]
 
@@ -54,16 +58,42 @@ def test_accentuate_a_channel(tiny_file, photo, tmp_path):
         (["--image", "missing.jpg", "--classes", "1"], "cannot read --image"),
         (["--classes", "1", "--image", "NOT_AN_IMAGE"], "cannot read --image"),
         (["--image", "PHOTO", "--channel", "0"], "need --layer"),
+        (["--image", "BOMB", "--classes", "1"], "declares more pixels than PIL decodes"),
+        (["--image", "HUGE", "--classes", "1"], "over the limit max_image_pixels"),
+        pytest.param(["--image", "FIFO", "--classes", "1"], "is a FIFO", marks=needs_fifo),
     ],
 )
 def test_bad_input_is_one_error_line(tiny_file, photo, tmp_path, capsys, extra, message):
-    junk = tmp_path / "junk.jpg"
-    junk.write_text("not an image")
-    extra = [str(photo) if e == "PHOTO" else str(junk) if e == "NOT_AN_IMAGE" else e for e in extra]
+    files = {"PHOTO": photo, "NOT_AN_IMAGE": tmp_path / "junk.jpg"}
+    files["NOT_AN_IMAGE"].write_text("not an image")
+    files["BOMB"] = tmp_path / "bomb.png"  # 74 bytes declaring 50000 x 50000
+    files["BOMB"].write_bytes(png_declaring(50000, 50000, rows=b"\x00" * 16))
+    files["HUGE"] = tmp_path / "huge.png"  # 12000 x 12000, refused from its header
+    files["HUGE"].write_bytes(png_declaring(12000, 12000, rows=b"\x00" * 16))
+    if "FIFO" in extra:
+        files["FIFO"] = tmp_path / "fifo.png"
+        os.mkfifo(files["FIFO"])  # opened, it would hang the command
+    extra = [str(files.get(e, e)) for e in extra]
     code = main(["accentuate", "--model", str(tiny_file), *extra, "--out", str(tmp_path / "o")])
     assert code == 2
-    err = capsys.readouterr().err
-    assert message in err and "Traceback" not in err
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_the_photo_reads_16_bit_grey_by_its_range(tmp_path):
+    ramp = np.tile(np.linspace(0, 65535, 32), (32, 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "grey16.png")
+    seed = read_photo(tmp_path / "grey16.png", (16, 16, 3))
+    assert abs(seed.mean() - 127.5) < 3 and (seed > 250).mean() < 0.1
+    np.testing.assert_allclose(seed[..., 0], seed[..., 1])
+
+
+def test_the_photo_is_turned_upright_by_its_exif(tmp_path):
+    exif_rotated_jpeg(tmp_path / "rotated.jpg")  # stored 8 wide, upright 4 wide x 8 high
+    seed = read_photo(tmp_path / "rotated.jpg", (8, 4, 3))
+    assert seed[1, 2, 0] > 200 > seed[1, 2, 2] and seed[6, 2, 2] > 200 > seed[6, 2, 0]
+    with pytest.raises(AccentuationInputError, match="reads 1 .grey. or 3"):
+        read_photo(tmp_path / "rotated.jpg", (4, 4, 4))
 
 
 def _accentuate(tiny_file: Path, photo: Path, out: Path, *extra: str) -> list[str]:

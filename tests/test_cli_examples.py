@@ -10,6 +10,8 @@ from PIL import Image
 import maco_tf.core.visualization
 from maco_tf.cli.main import main
 
+from .test_images import png_declaring
+
 ARGS = ["--layer", "conv1", "--channel", "0-2", "--steps", "2", "--crops", "1", "--size", "32"]
 
 
@@ -62,6 +64,12 @@ def _unreadable(tmp_path):
     return folder
 
 
+def _with_a_bomb(tmp_path):
+    folder = _photos(tmp_path / "photos")
+    (folder / "bomb.png").write_bytes(png_declaring(50000, 50000, rows=b"\x00" * 16))
+    return folder
+
+
 def _empty(tmp_path):
     (tmp_path / "photos").mkdir()
     return tmp_path / "photos"
@@ -73,6 +81,7 @@ def _empty(tmp_path):
         (lambda tmp: tmp / "missing", "not a folder"),
         (_empty, "no images"),
         (_unreadable, "broken.png"),
+        (_with_a_bomb, "bomb.png"),
         (lambda tmp: _photos(tmp / "photos", count=2), "at least 3"),
     ],
 )
@@ -89,3 +98,14 @@ def test_bad_folder_exits_2_before_optimisation(
     assert err.startswith("maco-tf: error: --examples") and fragment in err
     assert len(err.splitlines()) == 1
     assert not (out / "results.json").exists()
+
+
+def test_a_folder_over_the_photo_bound_is_refused_before_optimisation(
+    tmp_path, tiny_file, capsys, monkeypatch
+):
+    monkeypatch.setenv("MACO_TF_MAX_EXAMPLES", "15")
+    monkeypatch.setattr(maco_tf.core.visualization, "visualize", None)  # never reached
+    assert _visualize(tiny_file, tmp_path / "out", "--examples", str(_photos(tmp_path / "p"))) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds 16 photos, over the limit max_examples=15" in err
+    assert "MACO_TF_MAX_EXAMPLES" in err and len(err.splitlines()) == 1

@@ -40,6 +40,11 @@ def test_only_values_of_value_flags_are_joined():
         (["--channel", "0,5-3"], "reversed range 5-3"),
         (["--channel", "0-2000000000"], f"more than the {MAX_INDICES}"),
         (["--neuron", "1,x"], "ranges like 0,3,10-12"),
+        (["--values-range=-1e308,1e308"], "finite in float32"),
+        (["--values-range=-3e38,3e38"], "their difference"),
+        (["--values-range", "0,1e39"], "finite in float32"),
+        (["--noise", "1e308"], "the float32 limit"),
+        (["--phase-spread", "1e39"], "the float32 limit"),
     ],
 )
 def test_bad_values_are_one_line_exit_2(capsys, words, fragment):

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -39,6 +40,11 @@ def test_dropin_keeps_xplique_defaults():
         (dict(values_range=(1, -1)), r"reversed.*\(-1, 1\)"),
         (dict(values_range=(0, 0)), r"empty"),
         (dict(values_range=(0, np.inf)), r"finite"),
+        (dict(values_range=(0, 1e39)), r"values_range must be finite in float32"),
+        (dict(values_range=(-1e308, 1e308)), r"values_range must be finite in float32"),
+        (dict(noise=1e308), r"noise contains NaN or infinite values \(in float32"),
+        (dict(noise=[0.1] * 63 + [1e39]), r"noise contains NaN or infinite values"),
+        (dict(decay_power=1e39), r"decay_power must be a finite number"),
         (dict(values_range="ab"), r"two numbers"),
         (dict(size=(0, 10)), r"size must be an integer >= 1"),
         (dict(size="big"), r"size must be an int"),
@@ -57,8 +63,10 @@ def test_dropin_keeps_xplique_defaults():
     ],
 )
 def test_validation_messages(changes, match):
-    with pytest.raises(InvalidSettingError, match=match):
-        RunConfig().replace(**changes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # refused in one line, no RuntimeWarning on the way
+        with pytest.raises(InvalidSettingError, match=match):
+            RunConfig().replace(**changes)
 
 
 def test_unknown_names_list_the_valid_ones():

@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -108,6 +110,22 @@ def test_direction_shapes(tiny_model):
         targets.direction(tiny_model, "conv2", np.ones(5))
     with pytest.raises(DirectionShapeError, match="NaN"):
         targets.direction(tiny_model, "conv2", np.full(8, np.nan))
+
+
+@pytest.mark.parametrize(
+    ("vectors", "message"),
+    [
+        (np.ones(8, np.complex64), "must be real; got complex"),
+        ([np.ones(8), np.ones(8) * 1j], "must be real; got complex"),
+        (np.array(["a"] * 8), "must be real numbers"),
+        (np.full(8, 1e39), "NaN or infinite"),  # finite in float64, not in float32
+    ],
+)
+def test_directions_must_be_real_and_finite_in_float32(tiny_model, vectors, message):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ComplexWarning or overflow warning on the way
+        with pytest.raises(DirectionShapeError, match=message):
+            targets.direction(tiny_model, "conv2", vectors)
 
 
 def test_index_layer_is_named_after_the_layer(tiny_model):

@@ -39,6 +39,7 @@ from maco_tf.outputs.trust import (
 )
 from maco_tf.targets import neuron
 
+from .test_images import exif_rotated_jpeg
 from .trust_planted import FOOLING_WEIGHT, SIZE, planted_pair, toy_photos
 
 RANGE = (-1.0, 1.0)
@@ -249,3 +250,30 @@ def test_bad_input_gets_clear_errors(tmp_path, pair, photos):
         load_photos(tmp_path, SIZE)
     with pytest.raises(MetricInputError, match="does not exist"):
         load_photos(tmp_path / "missing", SIZE)
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [(10**5, "size=100000 is over the limit max_size"), (0, "positive integers"), ("a", "side")],
+)
+def test_a_bad_photo_size_is_one_line(tmp_path, size, message):
+    Image.new("RGB", (8, 8)).save(tmp_path / "photo.png")
+    with pytest.raises(MetricInputError, match=message) as error:
+        load_photos(tmp_path, size)
+    assert "\n" not in str(error.value)
+
+
+def test_photo_folders_are_read_within_the_limits(tmp_path):
+    for index in range(3):
+        Image.new("RGB", (8, 8), (index, 0, 0)).save(tmp_path / f"photo{index}.png")
+    with pytest.raises(MetricInputError, match="holds 3 photos, over the limit max_examples=2"):
+        load_photos(tmp_path, SIZE, limits=maco_tf.Limits(max_examples=2))
+    assert load_photos(tmp_path, SIZE, limit=2, limits=maco_tf.Limits(max_examples=2)).shape[0] == 2
+    with pytest.raises(MetricInputError, match="max_batch_memory"):
+        load_photos(tmp_path, SIZE, limits=maco_tf.Limits(max_batch_memory=100))
+    with pytest.raises(MetricInputError, match="photo0.png.*max_image_pixels"):
+        load_photos(tmp_path, SIZE, limits=maco_tf.Limits(max_image_pixels=63))
+    rotated = tmp_path / "photo3.jpg"
+    exif_rotated_jpeg(rotated)  # upright 4 wide x 8 high, red on top
+    upright = load_photos(tmp_path, (8, 4))[3]
+    assert upright[1, 2, 0] > 200 > upright[1, 2, 2] and upright[6, 2, 2] > 200

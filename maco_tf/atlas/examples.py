@@ -11,8 +11,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from maco_tf.atlas.images import reduced_copy
+from maco_tf.core.limits import Limits
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
+from maco_tf.models.images import image_files
 from maco_tf.models.zoo import ImageNetClassError, get_imagenet_classes
 from maco_tf.runs.plans import slug as file_slug
 
@@ -30,7 +32,6 @@ EXAMPLE_DIR = "examples"
 EXAMPLE_SIDE = 320
 #: Largest number of example images per class that are shown and given to CRAFT.
 MAX_EXAMPLES = 48
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 _SEPARATORS_RE = re.compile(r"[\s_\-]+")
 
 
@@ -97,13 +98,13 @@ def report_unmatched(unmatched: Sequence[str]) -> None:
 
 
 def example_images(folder: Path) -> list[Path]:
-    """The image files of a folder, sorted by name, at most :data:`MAX_EXAMPLES`."""
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    return files[:MAX_EXAMPLES]
+    """The image files of a folder, sorted by name, at most :data:`MAX_EXAMPLES`.
+
+    Listed by :func:`maco_tf.models.images.image_files` (entries that are not regular files
+    named and skipped; the photos kept bounded in total pixels).
+    """
+    bounds = Limits.from_environment().image_bounds()
+    return image_files(folder, first=MAX_EXAMPLES, bounds=bounds)
 
 
 def _copy_examples(out: Path, slug: str, sources: Sequence[Path]) -> list[str]:

@@ -1,24 +1,31 @@
-"""Reading photos and writing the atlas's JPEG copies of them."""
+"""Reading photos (through :mod:`maco_tf.models.images`) and writing the atlas's JPEG copies."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from maco_tf.core.limits import Limits
 from maco_tf.files import write_atomically
+from maco_tf.models import images
 
 __all__ = ["image_size", "open_rgb", "reduced_copy", "save_jpeg"]
 
 JPEG_QUALITY = 85
 
 
-def open_rgb(path: Path) -> Image.Image | None:
-    """The image as RGB (EXIF orientation applied), or None if it cannot be read."""
+def open_rgb(path: Path, channels: int = 3) -> Image.Image | None:
+    """The photo as RGB (or grey with ``channels=1``), upright, or None if it cannot be read.
+
+    Read by :func:`maco_tf.models.images.read_image` within the bounds of
+    :meth:`Limits.from_environment <maco_tf.core.limits.Limits.from_environment>`: a file that
+    is not regular, over the pixel bound or not decodable is None.
+    """
+    bounds = Limits.from_environment().image_bounds()
     try:
-        with Image.open(path) as image:
-            return ImageOps.exif_transpose(image).convert("RGB")
-    except (OSError, UnidentifiedImageError, ValueError):
+        return images.read_image(path, channels, what="example image", bounds=bounds)
+    except images.ImageReadError:
         return None
 
 
@@ -28,11 +35,10 @@ def save_jpeg(path: Path, image: Image.Image) -> None:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """``(width, height)`` of an image file, ``(0, 0)`` if it cannot be read."""
+    """``(width, height)`` of an image file from its header, ``(0, 0)`` if it cannot be read."""
     try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, UnidentifiedImageError):
+        return images.image_size(path, bounds=Limits.from_environment().image_bounds())
+    except images.ImageReadError:
         return (0, 0)
 
 

@@ -20,9 +20,10 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from maco_tf.atlas.examples import IMAGE_SUFFIXES
 from maco_tf.atlas.images import open_rgb
+from maco_tf.core.limits import Limits
 from maco_tf.errors import MacoError
+from maco_tf.models.images import IMAGE_SUFFIXES, image_files
 from maco_tf.models.layers import layer_output
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan
@@ -49,23 +50,20 @@ FIELD_THRESHOLD = 0.05
 def photo_paths(root: Path) -> list[Path]:
     """The image files under ``root`` (sub-folders included), sorted, at most :data:`MAX_PHOTOS`.
 
+    Listed by :func:`maco_tf.models.images.image_files`: entries that are not regular files
+    are named and skipped, and the photos kept are bounded in number and total pixels
+    (:class:`~maco_tf.core.limits.Limits`).
+
     Raises
     ------
     MacoError
-        If ``root`` is not a folder or holds no image file.
+        If ``root`` is not a folder, holds no image file, or is over the bounds.
     """
-    if not root.is_dir():
-        raise MacoError(f"--examples {root} is not a folder")
-    files = sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
+    bounds = Limits.from_environment().image_bounds()
+    files = image_files(root, recursive=True, first=MAX_PHOTOS, bounds=bounds)
     if not files:
         raise MacoError(f"--examples {root} holds no image ({', '.join(IMAGE_SUFFIXES)})")
-    return files[:MAX_PHOTOS]
+    return files
 
 
 def load_photos(paths: Sequence[Path], loaded: LoadedModel) -> tuple[np.ndarray, list[Path]]:
@@ -75,18 +73,16 @@ def load_photos(paths: Sequence[Path], loaded: LoadedModel) -> tuple[np.ndarray,
     -------
     batch, kept
         ``(n, height, width, channels)`` float32, and the paths of the ``n`` readable photos
-        (unreadable ones are left out).
+        (those :func:`~maco_tf.atlas.images.open_rgb` cannot read are left out).
     """
     height, width = loaded.input_size
     channels = int(loaded.model.inputs[0].shape[-1])
     low, high = loaded.values_range
     images, kept = [], []
     for path in paths:
-        image = open_rgb(path)
+        image = open_rgb(path, 1 if channels == 1 else 3)
         if image is None:
             continue
-        if channels == 1:
-            image = image.convert("L")
         fitted = ImageOps.fit(image, (width, height), Image.Resampling.BICUBIC)
         array = np.asarray(fitted, dtype=np.float32).reshape(height, width, channels)
         images.append(low + array / 255.0 * (high - low))

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from maco_tf.atlas.patches import Responses, load_photos
+from maco_tf.models.images import read_array
 from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.trust import path_similarity
 from maco_tf.runs.trust import TRUST_REFERENCES
@@ -67,8 +67,7 @@ def path_trust(
         return None
     natural, _ = load_photos([responses.photos[i] for i in references], loaded)
     others, _ = load_photos([responses.photos[i] for i in baseline], loaded)
-    with Image.open(visualization) as image:
-        pixels = np.asarray(image.convert("RGB"), np.float32)[None]
+    pixels = read_array(visualization, what="visualization").astype(np.float32)[None]
     report = path_similarity(
         loaded,
         pixels,

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image, UnidentifiedImageError
 
 from maco_tf.cli.commands import EXIT_OK, plan
 from maco_tf.cli.flags import add_model_arguments, add_output_arguments, add_target_arguments
 from maco_tf.cli.parsing import non_negative_number, positive_int
+from maco_tf.core.limits import Limits
 from maco_tf.core.parameterization import SeededSpectrumParameterization
 from maco_tf.files import OutputFolder
+from maco_tf.models.images import ImageReadError, read_array
 from maco_tf.models.layers import model_input_size
 from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.render import save_png, to_uint8
@@ -106,6 +107,11 @@ def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
 def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     """The photo at ``path``: centre crop of the aspect of ``shape``, resized, uint8 scale.
 
+    Read by :func:`maco_tf.models.images.read_array` within the bounds of
+    :meth:`Limits.from_environment <maco_tf.core.limits.Limits.from_environment>`: a regular
+    file only, its pixels bounded from the header before decoding, upright (EXIF), any mode
+    converted (16-bit grey scaled by its range, transparency composited on white).
+
     Parameters
     ----------
     path
@@ -121,19 +127,19 @@ def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     Raises
     ------
     AccentuationInputError
-        For a missing or unreadable file, or a channel count other than 1 or 3.
+        One line for a missing, irregular (FIFO, device, directory), oversized or unreadable
+        file, or a channel count other than 1 or 3.
     """
     height, width, channels = shape
     if channels not in (1, 3):
         raise AccentuationInputError(
             f"the model takes {channels}-channel images; --image reads 1 (grey) or 3 (RGB)"
         )
+    bounds = Limits.from_environment().image_bounds()
     try:
-        with Image.open(path) as picture:
-            array = np.asarray(picture.convert("L" if channels == 1 else "RGB"), np.float32)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise AccentuationInputError(f"cannot read --image {str(path)!r}: {exc}") from None
-    array = array.reshape(*array.shape[:2], channels)
+        array = read_array(path, channels, what="--image", bounds=bounds).astype(np.float32)
+    except ImageReadError as exc:
+        raise AccentuationInputError(str(exc)) from None
     rows, cols = array.shape[:2]
     scale = min(rows / height, cols / width)
     crop_h, crop_w = round(height * scale), round(width * scale)

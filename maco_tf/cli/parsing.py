@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import math
 import re
 from collections.abc import Callable, Sequence
 
+from maco_tf.checks import FLOAT32_MAX, check_values_range, is_finite_number
+from maco_tf.errors import InvalidSettingError
 from maco_tf.runs.indices import IndexListError, parse_indices
 
 __all__ = [
@@ -52,9 +53,12 @@ def _finite_number(text: str, strictly_positive: bool) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number such as 0.08, got {text!r}") from None
-    if not math.isfinite(value) or value < 0 or (strictly_positive and value == 0):
+    if not is_finite_number(value) or value < 0 or (strictly_positive and value == 0):
         bound = "> 0" if strictly_positive else ">= 0"
-        raise argparse.ArgumentTypeError(f"expected a finite number {bound}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a finite number {bound} (at most {FLOAT32_MAX:.3g}, the float32 "
+            f"limit), got {text!r}"
+        )
     return value
 
 
@@ -87,9 +91,12 @@ def values_range(text: str) -> tuple[float, float]:
         low, high = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected LOW,HIGH such as 0,255; got {text!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+    if not low < high:
         raise argparse.ArgumentTypeError(f"expected finite LOW < HIGH; got {text!r}")
-    return low, high
+    try:
+        return check_values_range((low, high), "--values-range")
+    except InvalidSettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def shard(text: str) -> tuple[int, int]:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.checks import as_float32
 from maco_tf.core.seeds import CROP_SALT, NOISE_SALT, step_seeds
 from maco_tf.errors import InvalidSettingError
 
@@ -78,15 +79,12 @@ def resolve_schedule(
     elif np.ndim(value) == 0:
         values = np.full(nb_steps, float(value))
     else:
-        values = np.asarray(value, dtype=np.float32).reshape(-1)
+        values = as_float32(value, name).reshape(-1)
         if values.shape[0] != nb_steps:
             raise InvalidSettingError(
                 f"{name} has {values.shape[0]} values but steps={nb_steps}; give one per step"
             )
-    values = np.asarray(values, dtype=np.float32)
-    if not np.all(np.isfinite(values)):
-        raise InvalidSettingError(f"{name} contains NaN or infinite values")
-    return values
+    return as_float32(values, name)
 
 
 def box_size_schedule(box_size: Schedule, nb_steps: int) -> np.ndarray:

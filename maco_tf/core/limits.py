@@ -6,6 +6,7 @@ See :class:`Limits`; :class:`~maco_tf.RunConfig` checks its knobs against them w
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 from maco_tf.checks import check_int
 from maco_tf.errors import InvalidSettingError
+from maco_tf.models.images import ImageBounds
 
 __all__ = ["Limits"]
 
@@ -44,8 +46,8 @@ class Limits:
     They refuse settings that would exhaust a machine's memory or run for days (an image side
     of 100,000 pixels, 10**12 steps) with a clear message instead of an out-of-memory crash.
     A big machine raises them explicitly, in Python with ``RunConfig(..., limits=Limits(...))``
-    or, for the command line too, with the environment variables ``MACO_TF_MAX_SIZE``,
-    ``MACO_TF_MAX_STEPS`` and ``MACO_TF_MAX_BATCH_MEMORY`` (read by :meth:`from_environment`,
+    or, for the command line too, with the environment variables ``MACO_TF_<FIELD>``
+    (``MACO_TF_MAX_SIZE``, ``MACO_TF_MAX_IMAGE_PIXELS``...; read by :meth:`from_environment`,
     the default of :attr:`RunConfig.limits`).
 
     Attributes
@@ -59,14 +61,24 @@ class Limits:
         to the model (``batch_size * crops`` views at the model's input size) and the
         image-sized tensors (parameters, images, gradients, transparency, optimizer slots) of
         its images. The model's own activations come on top.
+    max_image_pixels
+        Largest ``width * height`` of a photo read (``--image``, ``--examples``, photo
+        loaders), checked from its header before decoding.
+    max_examples
+        Largest number of photos of an ``--examples`` folder (every command).
+    max_example_pixels
+        Largest sum of the declared pixels of an ``--examples`` folder's photos.
     """
 
     max_size: int = 4096
     max_steps: int = 100_000
     max_batch_memory: int = 4 * 2**30
+    max_image_pixels: int = ImageBounds.max_image_pixels
+    max_examples: int = ImageBounds.max_examples
+    max_example_pixels: int = ImageBounds.max_example_pixels
 
     def __post_init__(self) -> None:
-        for name in ("max_size", "max_steps", "max_batch_memory"):
+        for name in _FIELDS:
             check_int(getattr(self, name), f"Limits.{name}", 1)
 
     @classmethod
@@ -76,8 +88,9 @@ class Limits:
         Parameters
         ----------
         environ
-            Where to read ``MACO_TF_MAX_SIZE``, ``MACO_TF_MAX_STEPS`` and
-            ``MACO_TF_MAX_BATCH_MEMORY`` (bytes); default ``os.environ``.
+            Where to read ``MACO_TF_MAX_SIZE``, ``MACO_TF_MAX_STEPS``,
+            ``MACO_TF_MAX_BATCH_MEMORY`` (bytes), ``MACO_TF_MAX_IMAGE_PIXELS``,
+            ``MACO_TF_MAX_EXAMPLES`` and ``MACO_TF_MAX_EXAMPLE_PIXELS``; default ``os.environ``.
 
         Returns
         -------
@@ -91,10 +104,15 @@ class Limits:
         """
         environ = os.environ if environ is None else environ
         return cls(
-            max_size=_env_int(environ, "MACO_TF_MAX_SIZE", cls.max_size),
-            max_steps=_env_int(environ, "MACO_TF_MAX_STEPS", cls.max_steps),
-            max_batch_memory=_env_int(environ, "MACO_TF_MAX_BATCH_MEMORY", cls.max_batch_memory),
+            **{
+                name: _env_int(environ, f"MACO_TF_{name.upper()}", getattr(cls, name))
+                for name in _FIELDS
+            }
         )
+
+    def image_bounds(self) -> ImageBounds:
+        """The bounds of the photo readers (:mod:`maco_tf.models.images`)."""
+        return ImageBounds(self.max_image_pixels, self.max_examples, self.max_example_pixels)
 
     def refusal(self, knob: str, value: object, limit: str) -> InvalidSettingError:
         """The error for ``knob=value`` over the bound ``limit`` (a field name of this class)."""
@@ -150,3 +168,7 @@ class Limits:
                 f"max_batch_memory=...)) or the environment variable MACO_TF_MAX_BATCH_MEMORY"
             )
         return estimate
+
+
+#: The bounds, each read from the environment variable ``MACO_TF_<NAME>``.
+_FIELDS = tuple(field.name for field in dataclasses.fields(Limits))

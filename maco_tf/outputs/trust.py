@@ -41,8 +41,10 @@ import numpy as np
 import tensorflow as tf
 
 from maco_tf.checks import check_values_range
+from maco_tf.core.limits import Limits
 from maco_tf.core.objectives import compile_objective
 from maco_tf.errors import UnknownLayerError
+from maco_tf.models.images import IMAGE_SUFFIXES, ImageReadError, image_files, read_image
 from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
 from maco_tf.outputs.metrics import (
     DEFAULT_BATCH_SIZE,
@@ -75,7 +77,7 @@ DEFAULT_MAX_LAYERS = 16
 #: Range of the pixel values :func:`load_photos` returns.
 PHOTO_RANGE = (0.0, 255.0)
 #: File suffixes :func:`load_photos` reads (case-insensitive).
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+PHOTO_SUFFIXES = IMAGE_SUFFIXES
 #: Fewest channels a compared layer needs: the ranks of fewer numbers are too coarse to
 #: correlate (three numbers give only four possible values), and it keeps out the input.
 _MIN_FEATURES = 8
@@ -614,19 +616,48 @@ def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return order[:k].T.copy()
 
 
+def _photo_size(size: object, limits: Limits) -> tuple[int, int]:
+    """``size`` (a side or ``(height, width)``) as two ints from 1 to ``limits.max_size``."""
+    try:
+        height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    except (TypeError, ValueError):
+        raise MetricInputError(
+            f"size must be a side or (height, width) in pixels; got {size!r}"
+        ) from None
+    for side in (height, width):
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
+            raise MetricInputError(f"size must be positive integers (pixels); got {size!r}")
+        if side > limits.max_size:
+            raise MetricInputError(str(limits.refusal("size", int(side), "max_size")))
+    return int(height), int(width)
+
+
 def load_photos(
-    folder: str | os.PathLike[str], size: int | Sequence[int], *, limit: int | None = None
+    folder: str | os.PathLike[str],
+    size: int | Sequence[int],
+    *,
+    limit: int | None = None,
+    limits: Limits | None = None,
 ) -> np.ndarray:
     """Every image file of a folder (not recursive), RGB, resized, as ``(N, H, W, 3)`` floats.
+
+    Photos are read by :func:`maco_tf.models.images.read_image` (regular files only, each
+    checked against the pixel bound from its header, EXIF orientation applied, any mode
+    converted to RGB); the folder is listed by :func:`maco_tf.models.images.image_files`
+    (entries that are not regular files named and skipped; number and total pixels bounded).
 
     Parameters
     ----------
     folder
         A directory; files with a suffix in :data:`PHOTO_SUFFIXES` are read in name order.
     size
-        ``side`` or ``(height, width)`` of the returned images (bilinear, antialiased).
+        ``side`` or ``(height, width)`` of the returned images (bilinear, antialiased), each
+        from 1 to ``limits.max_size``.
     limit
         Read at most this many files.
+    limits
+        The bounds; default :meth:`Limits.from_environment
+        <maco_tf.core.limits.Limits.from_environment>`.
 
     Returns
     -------
@@ -636,30 +667,47 @@ def load_photos(
     Raises
     ------
     MetricInputError
-        For a missing folder, a folder without images, or an unreadable file (named).
+        One line: a missing folder, a folder without images, an unreadable, irregular or
+        oversized file (named), a bad ``size``, or photos over the bounds of ``limits``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError  # lazy: only folders need PIL
+    from PIL import Image  # lazy: only folders need PIL
 
+    limits = Limits.from_environment() if limits is None else limits
+    height, width = _photo_size(size, limits)
     path = Path(folder)
     if not path.is_dir():
         raise MetricInputError(f"photo folder {str(path)!r} does not exist or is not a folder")
-    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
-    files = files[:limit] if limit is not None else files
+    bounds = limits.image_bounds()
+    try:
+        files = image_files(path, what="photo folder", first=limit, bounds=bounds)
+    except ImageReadError as exc:
+        raise MetricInputError(str(exc)) from None
     if not files:
         raise MetricInputError(
             f"no images in {str(path)!r}; put photos there (suffixes: {', '.join(PHOTO_SUFFIXES)})"
         )
+    _check_photo_memory(len(files), height, width, limits)
     photos = np.empty((len(files), height, width, 3), np.float32)
     for index, file in enumerate(files):
         try:
-            with Image.open(file) as image:
-                rgb = ImageOps.exif_transpose(image).convert("RGB")
-        except (OSError, UnidentifiedImageError) as exc:
-            raise MetricInputError(f"cannot read image {str(file)!r}: {exc}") from exc
+            rgb = read_image(file, 3, bounds=bounds)
+        except ImageReadError as exc:
+            raise MetricInputError(str(exc)) from None
         resized = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
         photos[index] = np.asarray(resized, dtype=np.float32)
     return photos
+
+
+def _check_photo_memory(count: int, height: int, width: int, limits: Limits) -> None:
+    """Refuse photos whose float32 batch would be over ``limits.max_batch_memory``."""
+    nbytes = count * height * width * 3 * 4
+    if nbytes > limits.max_batch_memory:
+        raise MetricInputError(
+            f"{count} photos of {height}x{width} would take {nbytes / 2**30:.1f} GiB, over the "
+            f"limit max_batch_memory={limits.max_batch_memory} bytes; read fewer photos "
+            f"(limit=) or a smaller size, or raise the limit with the environment variable "
+            f"MACO_TF_MAX_BATCH_MEMORY"
+        )
 
 
 def trust_check(

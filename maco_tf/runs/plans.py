@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from maco_tf.core.limits import Limits
 from maco_tf.errors import MacoError
 from maco_tf.models.layers import layer_label
 from maco_tf.models.loading import LoadedModel
 from maco_tf.models.zoo import resolve_classes
-from maco_tf.runs.indices import expand_class_spec
+from maco_tf.runs.indices import MAX_INDICES, expand_class_spec
 from maco_tf.targets import units as targets
 
 __all__ = [
@@ -130,28 +135,112 @@ def plan_units(loaded: LoadedModel, layer: str, kind: str, indices: Sequence[int
     return Plan(objective, plan)
 
 
-def load_directions(path: str) -> np.ndarray:
+def _direction_header(path: str, handle: BinaryIO) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype a ``.npy`` file declares, read from its header only."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"format version {version[0]}.{version[1]} is not read")
+    except (OSError, ValueError, SyntaxError, TypeError) as exc:
+        reason = " ".join(str(exc).split())
+        raise MacoError(f"cannot read direction file '{path}': {reason}") from None
+    return tuple(shape), dtype
+
+
+def _check_direction_header(
+    path: str, shape: tuple[int, ...], dtype: np.dtype, data_bytes: int, limits: Limits
+) -> None:
+    """Refuse a declared array that is not 1 or 2 real axes, too many rows or too many bytes."""
+    if dtype.kind == "c":
+        raise MacoError(
+            f"direction file '{path}' holds complex numbers ({dtype}); directions are real: "
+            f"save the real part (numpy.real)"
+        )
+    if dtype.kind not in "fiu" or dtype.hasobject or dtype.fields is not None:
+        raise MacoError(
+            f"direction file '{path}' holds {dtype} values; it must hold real numbers "
+            f"(float32 or float64)"
+        )
+    if len(shape) not in (1, 2):
+        raise MacoError(
+            f"direction file '{path}' holds an array of shape {shape}; give (C,) for one "
+            f"direction or (N, C) for N directions"
+        )
+    rows = shape[0] if len(shape) == 2 else 1
+    if rows > MAX_INDICES:
+        raise MacoError(
+            f"direction file '{path}' holds {rows} directions, more than the {MAX_INDICES} one "
+            f"run may make; split it into several files"
+        )
+    declared = math.prod(shape) * dtype.itemsize
+    if declared > limits.max_batch_memory:
+        raise MacoError(
+            f"direction file '{path}' declares {declared} bytes of directions, over the limit "
+            f"max_batch_memory={limits.max_batch_memory}; give fewer or shorter directions, or "
+            f"raise the limit with the environment variable MACO_TF_MAX_BATCH_MEMORY"
+        )
+    if declared != data_bytes:
+        raise MacoError(
+            f"direction file '{path}' declares {shape} {dtype} values ({declared} bytes) but "
+            f"holds {data_bytes} bytes of data; the file is damaged, save it again"
+        )
+
+
+def load_directions(path: str, limits: Limits | None = None) -> np.ndarray:
     """The direction(s) of a ``.npy`` file as float32, ``(C,)`` or ``(N, C)``.
+
+    The header is checked before any value is read: a regular file (a FIFO is never opened),
+    one or two axes of real numbers (complex refused), at most
+    :data:`~maco_tf.runs.indices.MAX_INDICES` rows (the bound on the targets of a run), and
+    exactly as many bytes of data as declared, within ``limits.max_batch_memory``. Then every
+    value must be finite in float32 and no direction all zeros.
+
+    Parameters
+    ----------
+    path
+        The ``.npy`` file.
+    limits
+        The bounds; default :meth:`Limits.from_environment
+        <maco_tf.core.limits.Limits.from_environment>`.
 
     Raises
     ------
     MacoError
-        If the file cannot be read, holds no numeric array, or a direction that is all zeros
-        or not finite (it would have no gradient: an image that stays at its random start).
+        One line: the file is not a regular file or not a ``.npy`` array, its header declares
+        another shape, a non-real dtype, too many rows or bytes, or a direction that is all
+        zeros or not finite in float32 (it would have no gradient: an image that stays at its
+        random start).
     """
+    limits = Limits.from_environment() if limits is None else limits
     try:
-        array = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise MacoError(f"cannot read direction file '{path}': {exc}") from None
-    if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.number):
-        raise MacoError(f"direction file '{path}' must hold one numeric array, (C,) or (N, C)")
-    vectors = array.astype(np.float32)
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise MacoError(f"cannot read direction file '{path}': {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise MacoError(f"direction file '{path}' is not a regular file; give a .npy file")
+    with open(path, "rb") as handle:
+        shape, dtype = _direction_header(path, handle)
+        data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
+        _check_direction_header(path, shape, dtype, data_bytes, limits)
+        handle.seek(0)
+        try:
+            array = np.load(handle, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise MacoError(f"cannot read direction file '{path}': {exc}") from None
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, refused below
+        vectors = array.astype(np.float32)
     if vectors.size == 0:
         raise MacoError(f"direction file '{path}' holds an empty array")
-    rows = vectors.reshape(-1, vectors.shape[-1]) if vectors.ndim else vectors.reshape(1, 1)
+    rows = vectors.reshape(-1, vectors.shape[-1])
     for number, row in enumerate(rows):
         if not np.all(np.isfinite(row)):
-            raise MacoError(f"direction {number} of '{path}' has NaN or infinite values")
+            raise MacoError(
+                f"direction {number} of '{path}' has NaN or infinite values (in float32)"
+            )
         if not np.any(row):
             raise MacoError(
                 f"direction {number} of '{path}' is all zeros: a direction needs a non-zero vector"

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maco_tf.checks import as_image_batch, check_values_range
+from maco_tf.checks import as_image_batch, check_values_range, is_finite_number
 from maco_tf.core.augment import whole_image_views
 from maco_tf.core.config import RunConfig
 from maco_tf.core.engine import LoopCache
@@ -343,9 +343,11 @@ def accentuate(
     InvalidSettingError
         For settings the seeds decide, a negative penalty, or an invalid setting.
     """
+    if isinstance(penalty, bool) or not is_finite_number(penalty) or float(penalty) < 0:
+        raise InvalidSettingError(
+            f"penalty must be a weight >= 0 that is finite in float32; got {penalty!r}"
+        )
     penalty = float(penalty)
-    if not np.isfinite(penalty) or penalty < 0:
-        raise InvalidSettingError(f"penalty must be a finite weight >= 0; got {penalty!r}")
     config = accentuation_config(config, **overrides)
     if config.copies != 1:
         raise InvalidSettingError("accentuate makes one image per seed; use copies=1")

@@ -59,6 +59,23 @@ def named_objective(
     return Objective(model, [tensor], [list(masks)], [loss], [multiplier], [names])
 
 
+def _real_float32(vector: object) -> np.ndarray:
+    """``vector`` as float32, refusing complex and non-numeric values in one line."""
+    try:
+        array = np.asarray(vector)
+    except (TypeError, ValueError) as exc:
+        raise DirectionShapeError(f"directions must be arrays of real numbers: {exc}") from None
+    if np.iscomplexobj(array):
+        raise DirectionShapeError(
+            f"directions must be real; got complex values ({array.dtype}): pass numpy.real of "
+            f"them, or their magnitude"
+        )
+    if array.dtype.kind not in "fiub":
+        raise DirectionShapeError(f"directions must be real numbers; got {array.dtype} values")
+    with np.errstate(over="ignore"):  # beyond float32: inf, refused by the factories
+        return array.astype(np.float32)
+
+
 def split_directions(vectors: object, shape: tuple[int, ...]) -> list[np.ndarray]:
     """Split ``vectors`` into single float32 directions for a layer of per-sample ``shape``.
 
@@ -81,12 +98,13 @@ def split_directions(vectors: object, shape: tuple[int, ...]) -> list[np.ndarray
     Raises
     ------
     DirectionShapeError
-        When no direction is given.
+        When no direction is given, or for values that are not real numbers (complex
+        directions included: their imaginary part would be silently dropped).
     """
     if isinstance(vectors, (list, tuple)):
-        items = [np.asarray(v, dtype=np.float32) for v in vectors]
+        items = [_real_float32(v) for v in vectors]
     else:
-        array = np.asarray(vectors, dtype=np.float32)
+        array = _real_float32(vectors)
         stacked = array.ndim == 2 or (array.ndim > 2 and array.ndim == len(shape) + 1)
         items = list(array) if stacked else [array]
     if not items:

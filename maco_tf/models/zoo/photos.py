@@ -91,10 +91,10 @@ def square_photo(image: np.ndarray, size: int = DEFAULT_PHOTO_SIZE) -> np.ndarra
 
 
 def _read_jpeg(path: Path) -> np.ndarray:
-    from PIL import Image
+    """A bundled photo file as uint8 RGB (:func:`maco_tf.models.images.read_array`)."""
+    from maco_tf.models.images import read_array
 
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return read_array(path, 3, what="bundled photo")
 
 
 # ----------------------------------------------------------------------- ImageNet photos
