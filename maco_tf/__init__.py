@@ -61,6 +61,7 @@ _EXPORTS = {
         "to_rgba",
         "to_uint8",
     ),
+    "maco_tf.outputs.tensorboard": ("TensorBoardLogger",),
     "maco_tf.outputs.trust": (
         "TrustReport",
         "load_photos",
