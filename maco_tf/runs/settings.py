@@ -77,6 +77,8 @@ def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> R
         phase_spread=args.phase_spread,
         values_range=values_range if values_range is not None else default("values_range"),
         seed=args.seed,
+        snapshots=args.snapshots,
+        early_stop=args.early_stop,
         engine=EngineConfig(batch_size=args.batch_size, jit_compile=bool(args.jit)),
     )
 
