@@ -24,6 +24,7 @@ from maco_tf.version import __version__
 #: Public names by the module they come from (imported when first used); ``__all__`` is
 #: derived from this table, so a new export is one entry here.
 _EXPORTS = {
+    "maco_tf.core.callbacks": ("Callback", "Progress"),
     "maco_tf.core.config": ("EngineConfig", "RunConfig"),
     "maco_tf.core.dropin": ("fourier", "maco", "pixel"),
     "maco_tf.core.limits": ("Limits",),
@@ -61,6 +62,7 @@ _EXPORTS = {
         "to_rgba",
         "to_uint8",
     ),
+    "maco_tf.outputs.tensorboard": ("TensorBoardLogger",),
     "maco_tf.outputs.trust": (
         "TrustReport",
         "load_photos",

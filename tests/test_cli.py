@@ -125,6 +125,23 @@ def test_transforms_flag_reaches_results(tmp_path, tiny_file, capsys):
         assert "argument --transforms" in last and message in last
 
 
+def test_snapshots_and_early_stop_flags(tmp_path, tiny_file, capsys):
+    out = tmp_path / "out"
+    flags = ["--snapshots", "1", "--early-stop", "1", "--quiet"]
+    assert main([*_tiny_args(tiny_file, out), *flags]) == 0
+    results = _results(out)
+    assert results["settings"]["snapshots"] == 1 and results["settings"]["early_stop"] == 1
+    record = results["targets"][0]
+    assert record["snapshots"] == [
+        f"{record['slug']}/snapshots/step_{step:04d}.png" for step in range(1, 3)
+    ]
+    assert all((out / name).is_file() for name in record["snapshots"])
+    assert record["steps_run"] == 2
+    assert main([*_tiny_args(tiny_file, tmp_path / "other"), "--snapshots", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "snapshots=3 is more than the 2 steps" in err and len(err.splitlines()) == 1
+
+
 def test_resume_skips_finished_targets(tmp_path, tiny_file, capsys):
     out = tmp_path / "out"
     assert main(_tiny_args(tiny_file, out, "--quiet")) == 0

@@ -151,6 +151,8 @@ def _changed(config: RunConfig, name: str) -> object:
         "magnitude_dataset": np.zeros((1, 8, 8, 3)),
         "engine": EngineConfig(steps_per_call=3),
         "limits": Limits(max_steps=999),
+        "snapshots": 4,
+        "early_stop": 4,
     }
     return alternatives.get(name, value + 1 if isinstance(value, int) else value)
 
@@ -158,6 +160,7 @@ def _changed(config: RunConfig, name: str) -> object:
 def test_every_knob_is_in_the_cache_key_or_reaches_the_loop_as_a_tensor():
     base = RunConfig()
     run_time = {"steps", "box_size", "noise", "seed", "copies", "magnitude_dataset", "limits"}
+    run_time |= {"snapshots", "early_stop"}  # read between compiled calls
     for item in dataclasses.fields(RunConfig):
         changed = base.replace(**{item.name: _changed(base, item.name)})
         assert getattr(changed, item.name) is not getattr(base, item.name), item.name

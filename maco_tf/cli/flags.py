@@ -21,6 +21,7 @@ __all__ = [
     "add_model_arguments",
     "add_optimisation_arguments",
     "add_output_arguments",
+    "add_snapshot_arguments",
     "add_target_arguments",
     "add_unit_arguments",
 ]
@@ -155,6 +156,14 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
         help=f"from 0 to 2**63 - 1; default {default('seed')}",
     )
     how.add_argument(
+        "--early-stop",
+        type=positive_int(1),
+        default=default("early_stop"),
+        metavar="W",
+        help="stop a batch once the mean objective of its last W steps gains less than 1%% "
+        "on the W steps before, for every image (default: run all --steps)",
+    )
+    how.add_argument(
         "--batch-size",
         type=positive_int(1),
         default=None,
@@ -200,3 +209,15 @@ def add_output_arguments(out: Flags, unit: str, replaced: str, folder: str = "ma
         help=f"discard {replaced} results made with other settings (deletes their images)",
     )
     out.add_argument("--quiet", action="store_true", help=f"no progress bar nor per-{unit} lines")
+
+
+def add_snapshot_arguments(out: Flags) -> None:
+    """``--snapshots K`` (``visualize``): the images every K steps, saved beside each target."""
+    out.add_argument(
+        "--snapshots",
+        type=positive_int(1),
+        default=default("snapshots"),
+        metavar="K",
+        help="also save each target's image every K steps (and the last) as "
+        "<target>/snapshots/step_0016.png",
+    )

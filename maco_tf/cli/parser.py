@@ -13,6 +13,7 @@ from maco_tf.cli.flags import (
     add_model_arguments,
     add_optimisation_arguments,
     add_output_arguments,
+    add_snapshot_arguments,
     add_target_arguments,
     add_unit_arguments,
 )
@@ -54,7 +55,9 @@ def _add_visualize_parser(subparsers: argparse._SubParsersAction) -> None:
         "visualization reach the target the way the photos that excite it most do?)",
     )
     add_optimisation_arguments(vis.add_argument_group("optimisation"), "targets")
-    add_output_arguments(vis.add_argument_group("output"), "target", "the")
+    output = vis.add_argument_group("output")
+    add_output_arguments(output, "target", "the")
+    add_snapshot_arguments(output)
     vis.set_defaults(handler=commands.visualize)
 
 
@@ -128,4 +131,4 @@ def _add_atlas_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only (re)build the website from the results already in --out",
     )
-    parser.set_defaults(handler=run_atlas)
+    parser.set_defaults(handler=run_atlas, snapshots=None)  # the site shows final images

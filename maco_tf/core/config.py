@@ -3,9 +3,9 @@
 :class:`RunConfig` holds every research knob under the one name it has everywhere (Python,
 command line flags, ``results.json``, the atlas): ``method``, ``steps``, ``crops``, ``size``,
 ``box_size``, ``whole_views``, ``noise``, ``values_range``, ``seed``, ``copies``,
-``decay_power``, ``phase_spread``, ``transforms``, ``optimizer`` and ``magnitude_dataset``.
-Engine tuning, which changes speed but not what is optimised, lives in :class:`EngineConfig`;
-resource bounds in :class:`~maco_tf.core.limits.Limits`.
+``decay_power``, ``phase_spread``, ``transforms``, ``optimizer``, ``magnitude_dataset``,
+``snapshots`` and ``early_stop``. Engine tuning, which changes speed but not what is
+optimised, lives in :class:`EngineConfig`; resource bounds in :class:`~maco_tf.core.limits.Limits`.
 
 A config is validated when it is built, before anything is allocated: a bad value raises
 :class:`~maco_tf.errors.InvalidSettingError` naming the knob and the fix.
@@ -141,6 +141,19 @@ def _resolve(value: Schedule, steps: int) -> Schedule:
     return value
 
 
+def _check_interval(value: object, name: str, most: int, bound: str) -> int | None:
+    """None, or a whole number of steps from 1 to ``most`` (``bound`` says why it is the most)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidSettingError(
+            f"{name} must be a whole number of steps >= 1, or None; got {value!r}"
+        )
+    if value > most:
+        raise InvalidSettingError(f"{name}={value} is more than {bound}; use at most {most}")
+    return int(value)
+
+
 def _check_method(method: object) -> str | Parameterization:
     if isinstance(method, Parameterization):
         return method
@@ -198,6 +211,14 @@ class RunConfig:
     magnitude_dataset
         Images (array, ``tf.data.Dataset`` or iterable) whose mean magnitude spectrum replaces
         the bundled ImageNet one for ``method="maco"``; required for non-RGB models.
+    snapshots
+        Keep the images every ``snapshots`` steps (and the last ones) in
+        ``Visualization.snapshots`` (with their steps in ``snapshot_steps``);
+        None: only the final images. From 1 to ``steps``. The images do not depend on it.
+    early_stop
+        Stop a batch of images once its objective plateaus, with a window of ``early_stop``
+        steps (see :func:`~maco_tf.core.callbacks.plateaued` for the exact rule); None:
+        always run ``steps`` steps. From 1 to ``steps // 2``.
     engine
         Engine tuning, see :class:`EngineConfig`.
     limits
@@ -224,6 +245,8 @@ class RunConfig:
     transforms: tuple[Transform, ...] = ()
     optimizer: keras.optimizers.Optimizer | None = None
     magnitude_dataset: object = field(default=None, compare=False, metadata=_RUN_TIME)
+    snapshots: int | None = field(default=None, metadata=_RUN_TIME)
+    early_stop: int | None = field(default=None, metadata=_RUN_TIME)
     engine: EngineConfig = field(default_factory=EngineConfig)
     limits: Limits = field(default_factory=Limits.from_environment, metadata=_RUN_TIME)
 
@@ -268,6 +291,21 @@ class RunConfig:
             raise InvalidSettingError(
                 f"optimizer must be a keras.optimizers.Optimizer or None; got {self.optimizer!r}"
             )
+        set_(
+            self,
+            "snapshots",
+            _check_interval(self.snapshots, "snapshots", self.steps, f"the {self.steps} steps"),
+        )
+        set_(
+            self,
+            "early_stop",
+            _check_interval(
+                self.early_stop,
+                "early_stop",
+                self.steps // 2,
+                f"half the {self.steps} steps (two windows are compared)",
+            ),
+        )
         set_(self, "box_size", _check_schedule(self.box_size, "box_size"))
         set_(self, "noise", _check_schedule(self.noise, "noise"))
         self.box_sizes()  # schedules are checked now, not when the loop starts
@@ -369,6 +407,8 @@ class RunConfig:
             "transforms": [str(transform) for transform in self.transforms],
             "optimizer": optimizer,
             "magnitude_dataset": "imagenet" if self.magnitude_dataset is None else "custom",
+            "snapshots": self.snapshots,
+            "early_stop": self.early_stop,
             "engine": self.engine.record(),
         }
 

@@ -37,7 +37,7 @@ def _xplique_config(method: str, options: dict, **settings: object) -> tuple[Run
 
 
 #: Keyword-only arguments of :func:`visualize` that are not settings.
-_RUN_CONTEXT = ("progress", "strategy", "image_ids", "cache")
+_RUN_CONTEXT = ("progress", "strategy", "image_ids", "cache", "callbacks")
 
 
 def _unpack(result: Visualization) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,8 @@ def maco(
     **options
         Keyword-only: other :class:`~maco_tf.RunConfig` or :class:`~maco_tf.EngineConfig`
         fields (``seed``, ``batch_size``, ``whole_views``...) and the run context of
-        :func:`~maco_tf.visualize` (``progress``, ``strategy``, ``image_ids``, ``cache``).
+        :func:`~maco_tf.visualize` (``progress``, ``strategy``, ``image_ids``, ``cache``,
+        ``callbacks``).
 
     Returns
     -------

@@ -46,6 +46,8 @@ from maco_tf.core.transforms import Transform, apply_transforms
 from maco_tf.models.layers import model_input_size
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
+#: ``on_chunk(steps_done, values, render) -> stop`` of :meth:`CompiledLoop.run`.
+ChunkHook = Callable[[int, np.ndarray, Callable[[], np.ndarray]], bool]
 
 
 @dataclass(frozen=True)
@@ -360,7 +362,10 @@ class CompiledLoop:
         self.trace_count += 1  # Python side effect: runs only while tracing
         pool = None
         if self._pooled:  # one pool per call, the same for every batch: shards stay equal
-            pool = noise_pool(self._noise_size, pool_seed(run_seed, start))
+            # seeded by the block of steps_per_call steps the call lies in: a call split at
+            # snapshot steps draws the pool of the unsplit call, so the images do not change
+            block_start = start - start % self.steps_per_call
+            pool = noise_pool(self._noise_size, pool_seed(run_seed, block_start))
         history = tf.TensorArray(tf.float32, size=count)
         for offset in tf.range(count):
             step = start + offset
@@ -391,6 +396,8 @@ class CompiledLoop:
         seeds: np.ndarray,
         settings: LoopSettings,
         on_steps: Callable[[int], None] | None = None,
+        every: int | None = None,
+        on_chunk: ChunkHook | None = None,
     ) -> LoopOutput:
         """Optimise one batch of images from ``initial_params``.
 
@@ -410,11 +417,22 @@ class CompiledLoop:
             Schedules and seed.
         on_steps
             Called with the number of steps just done, after each compiled call.
+        every
+            Also end a compiled call at every multiple of ``every`` steps (see
+            :func:`chunk_ranges`), so that ``on_chunk`` sees those steps. The images do not
+            change: a split call reads the noise of the unsplit one, and the traced function
+            takes its first step and step count as tensors (no new trace).
+        on_chunk
+            Called after each compiled call as ``on_chunk(steps_done, values, render)``:
+            ``values`` are the call's ``(count, nb_images)`` objective values and ``render()``
+            returns the current ``(nb_images, H, W, C)`` images. A true return value stops the
+            run there.
 
         Returns
         -------
         output
-            Images, transparency, per-step objective values and non-finite step counts.
+            Images, transparency, per-step objective values (of the steps run) and non-finite
+            step counts.
         """
         self.reset(initial_params, buffers)
         box_sizes = tf.constant(settings.box_sizes, tf.float32)
@@ -423,28 +441,59 @@ class CompiledLoop:
         multipliers = tf.constant(multipliers, tf.float32)
         seeds = tf.constant(seeds, tf.int64)
         history = []
-        for start in range(0, settings.nb_steps, self.steps_per_call):
-            count = min(self.steps_per_call, settings.nb_steps - start)
-            history.append(
-                self._run_steps(
-                    tf.constant(start, tf.int32),
-                    tf.constant(count, tf.int32),
-                    box_sizes,
-                    noise,
-                    mask_tensors,
-                    multipliers,
-                    seeds,
-                    tf.constant(settings.seed, tf.int64),
-                ).numpy()
-            )
+        for start, count in chunk_ranges(settings.nb_steps, self.steps_per_call, every):
+            values = self._run_steps(
+                tf.constant(start, tf.int32),
+                tf.constant(count, tf.int32),
+                box_sizes,
+                noise,
+                mask_tensors,
+                multipliers,
+                seeds,
+                tf.constant(settings.seed, tf.int64),
+            ).numpy()
+            history.append(values)
             if on_steps is not None:
                 on_steps(count)
+            if on_chunk is not None and on_chunk(start + count, values, self.render):
+                break
         return LoopOutput(
-            images=self._render().numpy(),
+            images=self.render(),
             transparency=self.transparency.numpy(),
             losses=np.concatenate(history, axis=0),
             nonfinite_steps=self.nonfinite.numpy(),
         )
+
+    def render(self) -> np.ndarray:
+        """The current images of the batch, ``(nb_images, H, W, C)``."""
+        return self._render().numpy()
+
+
+def chunk_ranges(nb_steps: int, steps_per_call: int, every: int | None = None) -> list:
+    """``(start, count)`` of the compiled calls of a run of ``nb_steps`` steps.
+
+    Calls end at the multiples of ``steps_per_call`` and, with ``every``, of ``every``,
+    and at ``nb_steps``.
+
+    Parameters
+    ----------
+    nb_steps
+        Steps of the run.
+    steps_per_call
+        The loop's steps per call.
+    every
+        Other step interval at which calls end, or None.
+
+    Returns
+    -------
+    ranges
+        ``[(start, count), ...]`` covering ``0 .. nb_steps - 1`` in order.
+    """
+    ends = set(range(steps_per_call, nb_steps, steps_per_call)) | {nb_steps}
+    if every:
+        ends |= set(range(every, nb_steps, every))
+    starts = [0, *sorted(ends)[:-1]]
+    return [(start, end - start) for start, end in zip(starts, sorted(ends), strict=True)]
 
 
 def model_in_lanes(

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from maco_tf.core.callbacks import BatchWatcher, Progress, check_callbacks, snapshot_steps
 from maco_tf.core.config import RunConfig
 from maco_tf.core.engine import CompiledLoop, LoopCache, LoopSettings, clone_optimizer
 from maco_tf.core.objectives import (
@@ -141,6 +142,16 @@ class Visualization:
     config
         The :class:`~maco_tf.RunConfig` that made the images (seed, batch size and lanes
         resolved): ``visualize(objective, result.config)`` makes them again.
+    snapshots
+        With ``RunConfig.snapshots=K``: ``(N, S, H, W, C)``, each image after each of the
+        ``S`` steps of :attr:`snapshot_steps`; None without.
+    snapshot_steps
+        ``(S,)`` the multiples of ``K`` up to the steps run, and the last step run (so the
+        last snapshot is :attr:`images`); None without snapshots. An image whose batch
+        stopped early (``early_stop``) shows its final image at the later steps.
+    steps_run
+        ``(N,)`` steps each image was optimised for: ``steps``, or fewer after an early stop
+        (``loss_history`` holds NaN after an image's last step). None: ``steps`` for all.
     """
 
     images: np.ndarray
@@ -154,15 +165,24 @@ class Visualization:
     settings: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
     config: RunConfig | None = None
+    snapshots: np.ndarray | None = None
+    snapshot_steps: np.ndarray | None = None
+    steps_run: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     @property
     def objective_values(self) -> np.ndarray:
-        """``(N,)`` objective value averaged over the last 10% of the steps."""
-        tail = max(1, self.loss_history.shape[0] // 10)
-        return self.loss_history[-tail:].mean(axis=0)
+        """``(N,)`` objective value averaged over the last 10% of each image's steps run."""
+        if self.steps_run is None:
+            tail = max(1, self.loss_history.shape[0] // 10)
+            return self.loss_history[-tail:].mean(axis=0)
+        values = []
+        for i, run in enumerate(self.steps_run):
+            tail = max(1, int(run) // 10)
+            values.append(self.loss_history[int(run) - tail : int(run), i].mean())
+        return np.asarray(values, dtype=self.loss_history.dtype)
 
     @property
     def dead(self) -> np.ndarray:
@@ -288,6 +308,7 @@ def visualize(
     strategy: tf.distribute.Strategy | None = None,
     image_ids: Sequence[int] | None = None,
     cache: LoopCache | None = None,
+    callbacks: Sequence[Callable[[Progress], object]] | None = None,
     **overrides: object,
 ) -> Visualization:
     """Optimise one image per objective combination and return images, transparency and logs.
@@ -315,6 +336,12 @@ def visualize(
         Default ``0 .. N-1``; one id in ``[0, 2**32)`` per image, ``copies`` included.
     cache
         Where compiled loops are kept between calls (default: a module-level cache).
+    callbacks
+        Callables called with a :class:`~maco_tf.Progress` after each compiled call of each
+        batch (every ``steps_per_call`` steps, and at the ``snapshots`` steps): the steps done,
+        the objective values of the call's steps and, for a callback with a true
+        ``wants_images`` attribute, the current images (see :mod:`maco_tf.core.callbacks`).
+        They run between compiled calls: the traced loop is the same with or without them.
     **overrides
         Settings replacing those of ``config``: field names of :class:`~maco_tf.RunConfig`
         (``steps=64, crops=8, seed=3``...) or of :class:`~maco_tf.EngineConfig`
@@ -332,6 +359,7 @@ def visualize(
         (checked before anything is allocated).
     """
     config = run_config(config, **overrides)
+    callbacks = check_callbacks(callbacks)
     compiled = repeat(compile_objective(objective), config.copies)
     strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     replicas = int(strategy.num_replicas_in_sync)
@@ -347,12 +375,16 @@ def visualize(
     parameterization = build_parameterization(config, image_shape)
     loop = _compiled_loop(config, compiled, parameterization, strategy, cache)
     start_time = time.perf_counter()
-    outputs = _run_batches(loop, config, compiled, parameterization, ids, progress)
+    outputs, watchers = _run_batches(
+        loop, config, compiled, parameterization, ids, progress, callbacks
+    )
+    steps_run = np.concatenate([np.full(len(o.images), o.losses.shape[0]) for o in outputs])
+    snapshots, kept_steps = _snapshots(config, outputs, watchers, int(steps_run.max()))
     result = Visualization(
         images=np.concatenate([o.images for o in outputs]),
         transparency=np.concatenate([o.transparency for o in outputs]),
         names=compiled.names,
-        loss_history=np.concatenate([o.losses for o in outputs], axis=1),
+        loss_history=_padded_history(outputs, int(steps_run.max())),
         nonfinite_steps=np.concatenate([o.nonfinite_steps for o in outputs]),
         method=config.method_name,
         seed=config.seed,
@@ -360,6 +392,9 @@ def visualize(
         settings={**config.record(), "image_shape": list(image_shape), "replicas": replicas},
         elapsed_s=time.perf_counter() - start_time,
         config=config,
+        snapshots=snapshots,
+        snapshot_steps=kept_steps,
+        steps_run=steps_run,
     )
     _warn_about_failures(result)
     return result
@@ -440,8 +475,13 @@ def _run_batches(
     parameterization: Parameterization,
     ids: np.ndarray,
     progress: bool,
-) -> list:
-    """Run every batch of images through ``loop``; their outputs, padding rows removed."""
+    callbacks: tuple = (),
+) -> tuple[list, list[BatchWatcher]]:
+    """Run every batch of images through ``loop``.
+
+    Returns their outputs (padding rows removed) and the watcher of each batch (its
+    snapshots and whether it stopped early).
+    """
     batch_size, n_total = config.engine.batch_size, compiled.nb_combinations
     settings = LoopSettings(
         box_sizes=config.box_sizes(), noise_levels=config.noise_levels(), seed=config.seed
@@ -452,11 +492,21 @@ def _run_batches(
 
         total = config.steps * math.ceil(n_total / batch_size)
         bar = tqdm(total=total, desc=config.method_name, unit="step")
-    outputs = []
+    outputs, watchers = [], []
     try:
-        for first in range(0, n_total, batch_size):
+        for batch, first in enumerate(range(0, n_total, batch_size)):
             real = list(range(first, min(first + batch_size, n_total)))
             padded = real + [real[-1]] * (batch_size - len(real))
+            watcher = BatchWatcher(
+                count=len(real),
+                steps=config.steps,
+                names=compiled.names[first : first + len(real)],
+                batch=batch,
+                first=first,
+                every=config.snapshots,
+                window=config.early_stop,
+                callbacks=callbacks,
+            )
             out = loop.run(
                 initial_params=parameterization.initial_params(config.seed, ids[padded]),
                 buffers=parameterization.buffers(),
@@ -465,12 +515,41 @@ def _run_batches(
                 seeds=image_seeds(config.seed, ids[padded]),
                 settings=settings,
                 on_steps=bar.update if bar is not None else None,
+                every=config.snapshots,
+                on_chunk=watcher if watcher.active else None,
             )
+            if bar is not None and watcher.stopped:  # the steps not run, at once
+                bar.update(config.steps - out.losses.shape[0])
             outputs.append(out.keep(len(real)))
+            watchers.append(watcher)
     finally:
         if bar is not None:
             bar.close()
-    return outputs
+    return outputs, watchers
+
+
+def _padded_history(outputs: list, steps: int) -> np.ndarray:
+    """``(steps, N)`` objective values of every batch, NaN after a batch's last step run."""
+    columns = []
+    for out in outputs:
+        padding = np.full((steps - out.losses.shape[0], out.losses.shape[1]), np.nan)
+        columns.append(np.concatenate([out.losses, padding.astype(out.losses.dtype)]))
+    return np.concatenate(columns, axis=1)
+
+
+def _snapshots(
+    config: RunConfig, outputs: list, watchers: list[BatchWatcher], steps: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(N, S, H, W, C)`` snapshots and their ``(S,)`` steps, or None without ``snapshots``."""
+    if config.snapshots is None:
+        return None, None
+    kept = snapshot_steps(config.snapshots, steps)
+    per_batch = []
+    for out, watcher in zip(outputs, watchers, strict=True):
+        run = out.losses.shape[0]
+        frames = [watcher.snapshot_at(int(step), out.images, run) for step in kept]
+        per_batch.append(np.stack(frames, axis=1))
+    return np.concatenate(per_batch), kept
 
 
 def _check_image_ids(image_ids: Sequence[int] | None, count: int) -> np.ndarray:
@@ -494,7 +573,9 @@ def _warn_about_failures(result: Visualization) -> None:
     """Tell the user about objectives whose images did not really optimise."""
     for i, name in enumerate(result.names):
         skipped = int(result.nonfinite_steps[i])
-        nb_steps = result.loss_history.shape[0]
+        nb_steps = (
+            int(result.steps_run[i]) if result.steps_run is not None else len(result.loss_history)
+        )
         if skipped == nb_steps:
             warnings.warn(
                 f"objective {name!r}: the loss or its gradient was NaN/inf at every step, so the "

@@ -19,7 +19,7 @@ import numpy as np
 
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder, UnsafePathError, is_safe_name
-from maco_tf.outputs.render import save_visualization
+from maco_tf.outputs.render import save_png, save_visualization, to_uint8
 from maco_tf.runs.plans import Target
 from maco_tf.runs.settings import settings_diff
 from maco_tf.version import __version__
@@ -159,6 +159,49 @@ class Results:
         }
         return files
 
+    def add_snapshots(
+        self,
+        target: Target,
+        snapshots: np.ndarray,
+        steps: np.ndarray,
+        values_range: tuple[float, float],
+    ) -> list[str]:
+        """Save a target's snapshots as ``<slug>/snapshots/step_0016.png`` and record them.
+
+        Call after :meth:`add_target`; the record gains ``"snapshots"``, the files relative
+        to the folder, one per step of ``steps``.
+
+        Parameters
+        ----------
+        target
+            The target, already added.
+        snapshots
+            ``(S, H, W, C)`` its images after each of ``steps``.
+        steps
+            ``(S,)`` the steps of the snapshots.
+        values_range
+            The images' value range.
+
+        Returns
+        -------
+        files
+            The files written, relative to the folder.
+
+        Raises
+        ------
+        UnsafePathError
+            If the slug is not a safe file name.
+        """
+        if not is_safe_name(target.slug):
+            raise UnsafePathError(f"refusing to write files for {target.slug!r}: not a safe name")
+        files = []
+        for step, image in zip(steps, snapshots, strict=True):
+            name = f"{target.slug}/snapshots/step_{int(step):04d}.png"
+            save_png(self.folder.path(name), to_uint8(image, values_range))
+            files.append(name)
+        self.targets[target.slug]["snapshots"] = files
+        return files
+
     def is_done(self, target: Target) -> bool:
         """Recorded with the same identity, and its three PNGs are on disk."""
         record = self.targets.get(target.slug)
@@ -214,7 +257,10 @@ def discard(found: ResultsFile, differences: list[str], overwrite: bool) -> None
     folder = OutputFolder(found.path.parent)
     for record in found.records.values():
         files = record.get("files")
-        for file in files.values() if isinstance(files, dict) else ():
+        files = list(files.values()) if isinstance(files, dict) else []
+        snapshots = record.get("snapshots")
+        files += snapshots if isinstance(snapshots, list) else []
+        for file in files:
             if not folder.remove(file):
                 print(
                     f"maco-tf: note: not deleting {file!r} named in {found.path.name}: it is not "

@@ -96,6 +96,7 @@ def run_chunk(
             "top5": None if top5 is None else top5[position],
             "seed": result.seed,
             "image_id": ids[index],
+            "steps_run": int(result.steps_run[position]),
             "batch_position": position,
             "wall_time_s": round(result.elapsed_s / len(chunk), 3),
             "batch_wall_time_s": round(result.elapsed_s, 3),
@@ -104,6 +105,10 @@ def run_chunk(
             measured["trust"] = trust[position]
         image, transparency = result.images[position], result.transparency[position]
         results.add_target(target, image, transparency, loaded.values_range, measured)
+        if result.snapshots is not None:
+            results.add_snapshots(
+                target, result.snapshots[position], result.snapshot_steps, loaded.values_range
+            )
         best = ""
         if top5 is not None:
             first = top5[position][0]

@@ -78,6 +78,8 @@ def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> R
         transforms=args.transforms,
         values_range=values_range if values_range is not None else default("values_range"),
         seed=args.seed,
+        snapshots=args.snapshots,
+        early_stop=args.early_stop,
         engine=EngineConfig(batch_size=args.batch_size, jit_compile=bool(args.jit)),
     )
 
