@@ -34,6 +34,7 @@ _EXPORTS = {
         "Parameterization",
         "PixelParameterization",
     ),
+    "maco_tf.core.regularizers": ("blur_penalty", "l1", "l2", "total_variation"),
     "maco_tf.core.visualization": (
         "DeadObjectiveWarning",
         "Visualization",

@@ -115,6 +115,16 @@ def test_phase_spread_flag_reaches_results(tmp_path, tiny_file, capsys):
     assert "expected a finite number > 0" in capsys.readouterr().err
 
 
+def test_transforms_flag_reaches_results(tmp_path, tiny_file, capsys):
+    out = tmp_path / "out"
+    assert main([*_tiny_args(tiny_file, out), "--transforms", "jitter:2,rotate:5", "--quiet"]) == 0
+    assert _results(out)["settings"]["transforms"] == ["jitter:2", "rotate:5"]
+    for bad, message in (("spin:3", "unknown transform 'spin'"), ("jitter:-1", "pixels >= 0")):
+        assert main([*_tiny_args(tiny_file, out), "--transforms", bad]) == 2
+        last = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage
+        assert "argument --transforms" in last and message in last
+
+
 def test_snapshots_and_early_stop_flags(tmp_path, tiny_file, capsys):
     out = tmp_path / "out"
     flags = ["--snapshots", "1", "--early-stop", "1", "--quiet"]

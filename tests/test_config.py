@@ -154,6 +154,7 @@ def _changed(config: RunConfig, name: str) -> object:
         "seed": 12,
         "decay_power": 2.0,
         "phase_spread": 1.0,
+        "transforms": ("jitter:4",),
         "optimizer": keras.optimizers.Adam(0.01),
         "magnitude_dataset": np.zeros((1, 8, 8, 3)),
         "engine": EngineConfig(steps_per_call=3),

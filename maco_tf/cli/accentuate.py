@@ -60,8 +60,8 @@ __all__ = [
 SEED_FILE = "seed.png"
 #: Settings without a flag: the accentuation's own (its method is set by the seed).
 _FIXED = ("box_size", "whole_views", "noise")
-#: RunConfig knobs that do not reach an accentuation (its seeds' spectra set the phase).
-_UNUSED = ("phase_spread", "snapshots", "early_stop")
+#: RunConfig knobs without a flag here, at their defaults (its seeds' spectra set the phase).
+_UNUSED = ("phase_spread", "transforms", "snapshots", "early_stop")
 
 
 def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -13,6 +13,8 @@ from maco_tf.cli.parsing import (
     values_range,
 )
 from maco_tf.core.distribute import STRATEGIES
+from maco_tf.core.transforms import TRANSFORMS, Transform, parse_transforms
+from maco_tf.errors import InvalidSettingError
 from maco_tf.runs.settings import default
 
 __all__ = [
@@ -140,6 +142,14 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
         f"pi; Xplique: 1)",
     )
     how.add_argument(
+        "--transforms",
+        type=_transforms,
+        default=default("transforms"),
+        metavar="NAME:VALUE,...",
+        help=f"transformations of every view after the crops, in order, e.g. jitter:8,rotate:5 "
+        f"(names: {', '.join(TRANSFORMS)}); default none",
+    )
+    how.add_argument(
         "--seed",
         type=positive_int(0),
         default=default("seed"),
@@ -168,6 +178,14 @@ def add_optimisation_arguments(how: Flags, unit: str) -> None:
         "(machines listed in TF_CONFIG; run the same command on each, the chief writes), none; "
         "default auto: multi-worker with TF_CONFIG, mirrored with several GPUs, else none",
     )
+
+
+def _transforms(text: str) -> tuple[Transform, ...]:
+    """``--transforms``: ``name:value`` pairs separated by commas."""
+    try:
+        return parse_transforms(text)
+    except InvalidSettingError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_output_arguments(out: Flags, unit: str, replaced: str, folder: str = "maco_out") -> None:

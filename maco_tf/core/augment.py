@@ -501,11 +501,45 @@ def random_crop_lanes(
     batches
         One ``(N * v_k, h, w, C)`` tensor per lane, image-major (image 0's views first).
     """
+    parts = crop_lanes(
+        images,
+        box_size,
+        nb_crops,
+        output_size,
+        image_seeds,
+        step,
+        xla_friendly=xla_friendly,
+        whole_views=whole_views,
+        lanes=lanes,
+    )
+    return add_lane_noise(parts, noise_std, nb_crops, image_seeds, step, pool=pool)
+
+
+def lane_spans(nb_crops: int, lanes: int) -> list[tuple[int, int]]:
+    """Views ``[first, last)`` of each image in each lane (:func:`lane_sizes`)."""
+    bounds = np.cumsum([0, *lane_sizes(max(nb_crops, 1), lanes)]).tolist()
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def crop_lanes(
+    images: tf.Tensor,
+    box_size: tf.Tensor,
+    nb_crops: int,
+    output_size: tuple[int, int],
+    image_seeds: tf.Tensor,
+    step: tf.Tensor,
+    xla_friendly: bool = False,
+    whole_views: int = 0,
+    lanes: int = 1,
+) -> list[tf.Tensor]:
+    """The views of :func:`random_crop_lanes` before their noise is added.
+
+    Parameters and lanes as :func:`random_crop_lanes` (without the noise's); returns one
+    ``(N * v_k, h, w, C)`` tensor per lane (:func:`lane_spans`), image-major.
+    """
     nb_images = images.shape[0]
     channels = images.shape[-1]
-    views = max(nb_crops, 1)
-    bounds = np.cumsum([0, *lane_sizes(views, lanes)]).tolist()
-    spans = list(zip(bounds[:-1], bounds[1:], strict=True))  # views [first, last) per lane
+    spans = lane_spans(nb_crops, lanes)  # views [first, last) per lane
     view_shape = (*output_size, channels)
     if nb_crops == 0:
         parts = [tf.image.resize(images, output_size)]
@@ -554,6 +588,25 @@ def random_crop_lanes(
                 pieces.append(tf.reshape(crops, (nb_images, count, *view_shape)))
             lane = tf.concat(pieces, axis=1) if len(pieces) > 1 else pieces[0]
             parts.append(tf.reshape(lane, (nb_images * (last - first), *view_shape)))
+    return parts
+
+
+def add_lane_noise(
+    parts: list[tf.Tensor],
+    noise_std: tf.Tensor,
+    nb_crops: int,
+    image_seeds: tf.Tensor,
+    step: tf.Tensor,
+    pool: tf.Tensor | None = None,
+) -> list[tf.Tensor]:
+    """The lanes of :func:`crop_lanes` with the step's noise added, as :func:`random_crop_lanes`.
+
+    The noise of each image depends on its seed and the step only (not on the lanes).
+    """
+    views = max(nb_crops, 1)
+    spans = lane_spans(nb_crops, len(parts))
+    nb_images = int(parts[0].shape[0]) // (spans[0][1] - spans[0][0])
+    view_shape = tuple(parts[0].shape[1:])
     noises: list[list[tf.Tensor]] = [[] for _ in spans]
     for j in range(nb_images):
         seeds = step_seeds(image_seeds[j : j + 1], step, NOISE_SALT)[0]

@@ -3,10 +3,9 @@
 :class:`RunConfig` holds every research knob under the one name it has everywhere (Python,
 command line flags, ``results.json``, the atlas): ``method``, ``steps``, ``crops``, ``size``,
 ``box_size``, ``whole_views``, ``noise``, ``values_range``, ``seed``, ``copies``,
-``decay_power``, ``phase_spread``, ``optimizer``, ``magnitude_dataset``, ``snapshots`` and
-``early_stop``. Engine tuning,
-which changes speed but not what is optimised, lives in :class:`EngineConfig`; resource bounds
-in :class:`~maco_tf.core.limits.Limits`.
+``decay_power``, ``phase_spread``, ``transforms``, ``optimizer``, ``magnitude_dataset``,
+``snapshots`` and ``early_stop``. Engine tuning, which changes speed but not what is
+optimised, lives in :class:`EngineConfig`; resource bounds in :class:`~maco_tf.core.limits.Limits`.
 
 A config is validated when it is built, before anything is allocated: a bad value raises
 :class:`~maco_tf.errors.InvalidSettingError` naming the knob and the fix.
@@ -30,6 +29,7 @@ from maco_tf.core.engine import optimizer_key
 from maco_tf.core.limits import Limits
 from maco_tf.core.parameterization import PHASE_SPREAD, Parameterization
 from maco_tf.core.seeds import check_seed
+from maco_tf.core.transforms import Transform, parse_transforms
 from maco_tf.errors import InvalidSettingError
 
 __all__ = [
@@ -73,6 +73,9 @@ class EngineConfig:
         way every value is N(0, 1) + U(-1/2, 1/2), scaled.
     jit_compile
         Compile the loop with XLA.
+    eager
+        Run the steps as plain TensorFlow calls instead of one traced function: only for a
+        user callable (a regulariser or transformation) that cannot be traced; slow.
     """
 
     batch_size: int | None = None
@@ -80,13 +83,14 @@ class EngineConfig:
     steps_per_call: int = 8
     pooled_noise: bool = True
     jit_compile: bool = False
+    eager: bool = False
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "lanes"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, check_int(getattr(self, name), name, 1))
         object.__setattr__(self, "steps_per_call", check_int(self.steps_per_call, "steps_per_call"))
-        for name in ("pooled_noise", "jit_compile"):
+        for name in ("pooled_noise", "jit_compile", "eager"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InvalidSettingError(
                     f"{name} must be True or False; got {getattr(self, name)!r}"
@@ -238,6 +242,7 @@ class RunConfig:
     copies: int = field(default=1, metadata=_RUN_TIME)
     decay_power: float = 1.0
     phase_spread: float = PHASE_SPREAD
+    transforms: tuple[Transform, ...] = ()
     optimizer: keras.optimizers.Optimizer | None = None
     magnitude_dataset: object = field(default=None, compare=False, metadata=_RUN_TIME)
     snapshots: int | None = field(default=None, metadata=_RUN_TIME)
@@ -279,6 +284,7 @@ class RunConfig:
                 f"got {self.phase_spread!r}"
             )
         set_(self, "phase_spread", float(self.phase_spread))
+        set_(self, "transforms", parse_transforms(self.transforms))
         if self.optimizer is not None and not isinstance(
             self.optimizer, keras.optimizers.Optimizer
         ):
@@ -398,6 +404,7 @@ class RunConfig:
             "copies": self.copies,
             "decay_power": self.decay_power,
             "phase_spread": self.phase_spread,
+            "transforms": [str(transform) for transform in self.transforms],
             "optimizer": optimizer,
             "magnitude_dataset": "imagenet" if self.magnitude_dataset is None else "custom",
             "snapshots": self.snapshots,

@@ -32,15 +32,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maco_tf.core.augment import noise_pool, random_crop_lanes
+from maco_tf.core.augment import add_lane_noise, crop_lanes, lane_spans, noise_pool
 from maco_tf.core.objectives import (
     CompiledObjective,
     batch_terms_value,
     image_term_values,
     per_image_losses,
+    view_term_values,
 )
 from maco_tf.core.parameterization import Parameterization
 from maco_tf.core.seeds import pool_seed
+from maco_tf.core.transforms import Transform, apply_transforms
 from maco_tf.models.layers import model_input_size
 
 OptimizerFactory = Callable[[], keras.optimizers.Optimizer]
@@ -126,6 +128,14 @@ class CompiledLoop:
         independent, so the runtime runs them side by side; on a CPU this keeps the cores
         busy where one batch alone leaves them idle (ops that do not parallelise
         internally). 1: one model batch.
+    transforms
+        Transformations of every view, after the crops and before the noise (see
+        :mod:`maco_tf.core.transforms`).
+    fill
+        Value of the pixels ``pad`` adds (the middle of the value range).
+    eager
+        Run the steps as plain TensorFlow calls instead of one traced function (for a user
+        callable that cannot be traced; slow).
     """
 
     def __init__(
@@ -141,6 +151,9 @@ class CompiledLoop:
         strategy: tf.distribute.Strategy | None = None,
         whole_views: int = 0,
         lanes: int = 1,
+        transforms: Sequence[Transform] = (),
+        fill: float = 0.0,
+        eager: bool = False,
     ):
         self.strategy = strategy if strategy is not None else tf.distribute.get_strategy()
         self.nb_replicas = int(self.strategy.num_replicas_in_sync)
@@ -171,6 +184,8 @@ class CompiledLoop:
         if int(lanes) < 1:
             raise ValueError(f"lanes={lanes}: use 1 or more")
         self.lanes = int(lanes)
+        self.transforms = tuple(transforms)
+        self.fill = float(fill)
         self.trace_count = 0
         height, width, _ = model_input_size(objective.model)
         self.input_size = (height, width)
@@ -193,9 +208,11 @@ class CompiledLoop:
         # Wrapped in partials: TensorFlow's retracing warning counts traces per code object,
         # so with plain methods every new loop (each traced once) would add to one count and
         # a process that builds loops for five objective structures would be warned of retracing.
-        self._run_steps = tf.function(
-            functools.partial(self._steps), input_signature=signature, jit_compile=jit_compile
-        )
+        self._run_steps = functools.partial(self._steps)
+        if not eager:
+            self._run_steps = tf.function(
+                self._run_steps, input_signature=signature, jit_compile=jit_compile
+            )
         self._render = tf.function(
             functools.partial(lambda: parameterization.to_images(self.params))
         )
@@ -270,25 +287,32 @@ class CompiledLoop:
         with tf.GradientTape() as tape:
             params = self._replica_slice(tf.convert_to_tensor(self.params))
             images = self.parameterization.to_images(params)
-            lane_batches = random_crop_lanes(
+            lane_batches = crop_lanes(
                 images,
                 box_size,
-                noise_std,
                 self.nb_crops,
                 self.input_size,
                 seeds,
                 step,
                 xla_friendly=self.jit_compile,
-                pool=pool,
                 whole_views=self.whole_views,
                 lanes=self.lanes,
             )
             views = max(self.nb_crops, 1)
+            lane_batches = self._transformed(lane_batches, seeds, step)
+            view_values = None
+            if self.objective.view_terms:
+                view_values = view_term_values(self.objective, lane_batches, nb_local, views)
+            lane_batches = add_lane_noise(
+                lane_batches, noise_std, self.nb_crops, seeds, step, pool=pool
+            )
             outputs = model_in_lanes(self.feature_model, lane_batches, nb_local)
             nb_losses = len(self.objective.funcs)
             values = per_image_losses(
                 self.objective, outputs[:nb_losses], masks, multipliers, nb_local, views
             )
+            if view_values is not None:
+                values += view_values
             if self.objective.image_funcs:
                 values += image_term_values(self.objective, images, masks, multipliers)
             batch_value = batch_terms_value(self.objective, outputs[nb_losses:], nb_local, views)
@@ -319,6 +343,19 @@ class CompiledLoop:
         self.transparency.assign_add(self._to_batch(tf.abs(grad_images)))
         self.nonfinite.assign_add(self._to_batch(tf.cast(tf.logical_not(finite), tf.int32)))
         return self._to_batch(values)
+
+    def _transformed(
+        self, lane_batches: list[tf.Tensor], seeds: tf.Tensor, step: tf.Tensor
+    ) -> list[tf.Tensor]:
+        """The lanes' views through the run's transformations (unchanged without any)."""
+        if not self.transforms:
+            return lane_batches
+        views = max(self.nb_crops, 1)
+        spans = lane_spans(self.nb_crops, len(lane_batches))
+        return [
+            apply_transforms(batch, self.transforms, seeds, step, views, span, self.fill)
+            for batch, span in zip(lane_batches, spans, strict=True)
+        ]
 
     def _steps(self, start, count, box_sizes, noise_levels, masks, multipliers, seeds, run_seed):
         """``count`` steps from ``start``, inside one graph; returns values ``(count, N)``."""

@@ -17,10 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+from xplique.features_visualizations import Objective
+
+from maco_tf.checks import is_finite_number
+from maco_tf.errors import InvalidSettingError
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 #: ``(features of all views, nb_images, nb_views) -> scalar``.
 BatchFn = Callable[[tf.Tensor, int, int], tf.Tensor]
+#: ``(views (M, h, w, C)) -> (M,) or scalar``: a penalty on the images the model sees.
+ViewFn = Callable[[tf.Tensor], tf.Tensor]
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,32 @@ class BatchTerm:
 
 
 @dataclass(frozen=True)
+class ViewTerm:
+    """A term of the objective computed on the views the model sees (e.g. a regulariser).
+
+    Attributes
+    ----------
+    name
+        What the term is, for messages (``"total_variation"``).
+    func
+        ``func(views) -> (M,)`` per view, or a scalar for the whole batch, from the views
+        ``(M, h, w, C)`` of a step (after the crops and transformations, before the noise), in
+        the model's value range.
+    weight
+        Factor of the term, the sign included (``objective - 0.05 * total_variation()`` has
+        weight -0.05): each image gets ``weight * mean of func over its views``.
+    """
+
+    name: str
+    func: ViewFn
+    weight: float
+
+    def key(self) -> tuple:
+        """Hashable description of what the traced term computes."""
+        return (self.name, callable_key(self.func), float(self.weight))
+
+
+@dataclass(frozen=True)
 class CompiledObjective:
     """An objective ready for the engine.
 
@@ -77,6 +109,8 @@ class CompiledObjective:
         Terms scored on the optimised images themselves (before crops and noise), e.g. a
         distance to a reference image: ``func(images, mask) -> (n,)`` for images
         ``(n, H, W, C)`` and their masks ``(n, *mask_shape)``.
+    view_terms
+        Terms scored on the views the model sees (regularisers), see :class:`ViewTerm`.
     """
 
     model: object
@@ -87,6 +121,7 @@ class CompiledObjective:
     names: tuple[str, ...]
     batch_terms: tuple[BatchTerm, ...] = ()
     image_funcs: tuple[LossFn, ...] = ()
+    view_terms: tuple[ViewTerm, ...] = ()
 
     @property
     def nb_combinations(self) -> int:
@@ -101,6 +136,7 @@ class CompiledObjective:
             tuple(mask.shape[1:] for mask in self.masks),
             tuple(term.key() for term in self.batch_terms),
             tuple(callable_key(func) for func in self.image_funcs),
+            tuple(term.key() for term in self.view_terms),
         )
 
     @property
@@ -378,3 +414,196 @@ def image_term_values(
         mask = tf.cast(masks[first + j], tf.float32)
         total += multipliers[first + j] * tf.cast(func(images, mask), tf.float32)
     return total
+
+
+def view_term_values(
+    compiled: CompiledObjective, lanes: Sequence[tf.Tensor], nb_images: int, nb_views: int
+) -> tf.Tensor:
+    """Value of the view terms of each image: ``sum_k weight_k * mean over its views of func_k``.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    lanes
+        The views of a step, one ``(nb_images * v, h, w, C)`` tensor per lane (image-major,
+        ``v`` views of each image; ``nb_views`` in all lanes), in the model's value range.
+    nb_images, nb_views
+        Images in the batch and views per image.
+
+    Returns
+    -------
+    values
+        ``(nb_images,)`` float32 (zeros without view terms). A function that returns a scalar
+        (one value for a whole batch of views) gives each image an equal share of it.
+
+    Raises
+    ------
+    InvalidSettingError
+        When a term's function returns anything but one value per view or a scalar (checked
+        when the loop is traced).
+    """
+    total = tf.zeros((nb_images,), tf.float32)
+    for term in compiled.view_terms:
+        per_image = tf.zeros((nb_images,), tf.float32)
+        for views in lanes:
+            count = int(views.shape[0])
+            value = tf.cast(term.func(views), tf.float32)
+            shape = tuple(value.shape)
+            if shape in ((), (1,)):
+                per_image += tf.reshape(value, ()) / float(nb_images)
+            elif shape == (count,):
+                summed = tf.reduce_sum(tf.reshape(value, (nb_images, -1)), axis=1)
+                per_image += summed / float(nb_views)
+            else:
+                raise InvalidSettingError(
+                    f"the {term.name} regulariser returned shape {shape} for views of shape "
+                    f"{tuple(views.shape)}; it must return one value per view ({count},) or a "
+                    f"scalar"
+                )
+        total += term.weight * per_image
+    return total
+
+
+def traceable(func: Callable, *specs: tf.TensorSpec) -> bool:
+    """Whether ``func`` can be traced into a graph for inputs of ``specs`` (no ``.numpy()``...)."""
+    try:
+        tf.function(func).get_concrete_function(*specs)
+    except Exception:  # noqa: BLE001 -- any failure to trace means: run it eagerly
+        return False
+    return True
+
+
+def check_view_terms(compiled: CompiledObjective, view_shape: Sequence[int]) -> None:
+    """Check that every view term returns one value per view or a scalar, before any run.
+
+    Parameters
+    ----------
+    compiled
+        The objective.
+    view_shape
+        ``(h, w, C)`` of the views (the model input).
+
+    Raises
+    ------
+    InvalidSettingError
+        Naming the term and the shape it returned.
+    """
+    views = tf.zeros((2, *view_shape), tf.float32)
+    for term in compiled.view_terms:
+        try:
+            shape = tuple(tf.convert_to_tensor(term.func(views)).shape)
+        except Exception as exc:  # noqa: BLE001 -- the user's function failed: say which
+            raise InvalidSettingError(
+                f"the {term.name} regulariser failed on views of shape {tuple(views.shape)}: "
+                f"{exc!r}"
+            ) from exc
+        if shape not in ((), (1,), (2,)):
+            raise InvalidSettingError(
+                f"the {term.name} regulariser returned shape {shape} for views of shape "
+                f"{tuple(views.shape)}; it must return one value per view (2,) or a scalar"
+            )
+
+
+class Term(Objective):
+    """A weighted term to add to or subtract from an objective (diversity, regularisers).
+
+    It derives from Xplique's ``Objective`` only so that ``objective - term`` reaches this
+    class's operators first; it holds no sub-objective and cannot be visualised alone.
+    Subclasses give :meth:`scaled` (a copy with another weight) and :meth:`apply` (the
+    objective with the term in the engine's form).
+
+    Attributes
+    ----------
+    weight
+        Factor of the term in the objective, the sign included.
+    """
+
+    weight: float = 1.0
+
+    def scaled(self, weight: float) -> Term:
+        """A copy of the term with ``weight``."""
+        raise NotImplementedError
+
+    def apply(self, compiled: CompiledObjective) -> CompiledObjective:
+        """``compiled`` with this term added."""
+        raise NotImplementedError
+
+    def check_in_objective(self) -> None:
+        """Raise when the term's weight makes no sense once added to an objective."""
+
+    def __mul__(self, factor: float) -> Term:
+        if isinstance(factor, bool) or not is_finite_number(factor):
+            return NotImplemented
+        return self.scaled(self.weight * float(factor))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Term:
+        return self.scaled(-self.weight)
+
+    def __radd__(self, objective: object) -> ComposedObjective:
+        return ComposedObjective(objective, (self,))
+
+    def __rsub__(self, objective: object) -> ComposedObjective:
+        return ComposedObjective(objective, (-self,))
+
+    def __add__(self, other: object) -> ComposedObjective:
+        raise InvalidSettingError(self._alone())
+
+    __sub__ = __add__
+
+    def to_compiled(self) -> CompiledObjective:
+        """Refused: a term has nothing to maximise on its own."""
+        raise InvalidSettingError(self._alone())
+
+    def _alone(self) -> str:
+        return (
+            f"a {type(self).__name__} term alone has nothing to maximise; add it to an "
+            f"objective, e.g. objective - 0.05 * maco_tf.total_variation()"
+        )
+
+
+class ComposedObjective:
+    """An objective with terms (diversity, regularisers), as :func:`maco_tf.visualize` takes it.
+
+    Parameters
+    ----------
+    objective
+        An Xplique ``Objective`` (or anything :func:`compile_objective` reads).
+    terms
+        Terms added to it, each checked (:meth:`Term.check_in_objective`).
+    """
+
+    def __init__(self, objective: object, terms: tuple[Term, ...]):  # noqa: D107
+        for term in terms:
+            term.check_in_objective()
+        self.objective = objective
+        self.terms = tuple(terms)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.objective!r}, {self.terms!r})"
+
+    def __add__(self, other: object) -> ComposedObjective:
+        if isinstance(other, Term):
+            return ComposedObjective(self.objective, (*self.terms, other))
+        if isinstance(other, ComposedObjective):
+            return ComposedObjective(self.objective + other.objective, self.terms + other.terms)
+        return ComposedObjective(self.objective + other, self.terms)
+
+    def __sub__(self, other: object) -> ComposedObjective:
+        if isinstance(other, Term):
+            return self + (-other)
+        if isinstance(other, ComposedObjective):
+            raise InvalidSettingError(
+                "subtracting an objective with terms is ambiguous; subtract the objective and "
+                "the terms separately"
+            )
+        return ComposedObjective(self.objective - other, self.terms)
+
+    def to_compiled(self) -> CompiledObjective:
+        """The objective compiled, with its terms in the engine's form."""
+        compiled = compile_objective(self.objective)
+        for term in self.terms:
+            compiled = term.apply(compiled)
+        return compiled

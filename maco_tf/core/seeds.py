@@ -7,6 +7,8 @@ Each image has an *image id* in ``[0, IMAGE_ID_LIMIT)`` (``2**32``); its streams
 * its starting parameters: :func:`start_generator`, a NumPy generator;
 * its per-step crops and noise: :func:`image_seeds` (one int64 per image) combined with the
   step and the :data:`CROP_SALT` / :data:`NOISE_SALT` in :func:`step_seeds`;
+* its per-step transformations (``RunConfig.transforms``): :data:`TRANSFORM_SALT` plus the
+  transformation's position in the list, also through :func:`step_seeds`;
 * the noise pool a compiled call reads windows from: :func:`pool_seed` (run seed, first step
   of the call and :data:`POOL_SALT`).
 
@@ -28,9 +30,11 @@ __all__ = [
     "CROP_SALT",
     "IMAGE_ID_LIMIT",
     "IMAGE_SALT",
+    "MAX_TRANSFORMS",
     "NOISE_SALT",
     "POOL_SALT",
     "SEED_LIMIT",
+    "TRANSFORM_SALT",
     "check_seed",
     "image_seeds",
     "pool_seed",
@@ -49,10 +53,14 @@ IMAGE_SALT = 0x6D61636F
 CROP_SALT = 0
 #: Salt of a step's noise draws.
 NOISE_SALT = 1
+#: Salt of the first transformation's draws (``transforms[k]`` uses ``TRANSFORM_SALT + k``).
+TRANSFORM_SALT = 2
 #: Salt of the noise pool of a compiled call ("pool").
 POOL_SALT = 0x706F6F6C
 #: Steps are spread this far apart in the second seed word, leaving room for the salts 0-15.
 _STEP_STRIDE = 16
+#: Transformations a run may list: one salt each, below the step stride.
+MAX_TRANSFORMS = _STEP_STRIDE - TRANSFORM_SALT
 #: Image stream seeds are reduced into ``[0, 2**62)``.
 _IMAGE_SEED_MODULUS = 2**62
 _IMAGE_STRIDE = 1_000_003

@@ -19,7 +19,12 @@ import tensorflow as tf
 from maco_tf.core.callbacks import BatchWatcher, Progress, check_callbacks, snapshot_steps
 from maco_tf.core.config import RunConfig
 from maco_tf.core.engine import CompiledLoop, LoopCache, LoopSettings, clone_optimizer
-from maco_tf.core.objectives import CompiledObjective, compile_objective, repeat
+from maco_tf.core.objectives import (
+    CompiledObjective,
+    check_view_terms,
+    compile_objective,
+    repeat,
+)
 from maco_tf.core.parameterization import (
     FourierParameterization,
     MacoParameterization,
@@ -360,6 +365,7 @@ def visualize(
     replicas = int(strategy.num_replicas_in_sync)
     _check_strategy(config, compiled, replicas)
     image_shape = _image_shape(compiled.model, config)
+    check_view_terms(compiled, model_input_size(compiled.model))
     n_total = compiled.nb_combinations
     ids = _check_image_ids(image_ids, n_total)
     config = _resolve(config, n_total, replicas, strategy)
@@ -453,6 +459,9 @@ def _compiled_loop(
             strategy=strategy,
             whole_views=config.used_whole_views,
             lanes=engine.lanes,
+            transforms=config.transforms,
+            fill=0.5 * (config.values_range[0] + config.values_range[1]),
+            eager=engine.eager,
         ),
     )
     loop.objective = compiled  # same structure; the masks are passed per run anyway

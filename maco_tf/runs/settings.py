@@ -75,6 +75,7 @@ def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> R
         whole_views=args.whole_views,
         noise=args.noise,
         phase_spread=args.phase_spread,
+        transforms=args.transforms,
         values_range=values_range if values_range is not None else default("values_range"),
         seed=args.seed,
         snapshots=args.snapshots,

@@ -14,26 +14,25 @@ from __future__ import annotations
 
 import dataclasses
 
-from xplique.features_visualizations import Objective
-
 from maco_tf.checks import is_finite_number
 from maco_tf.core.objectives import (
     BatchTerm,
     CompiledObjective,
+    ComposedObjective,
+    Term,
     batch_similarity,
-    compile_objective,
 )
 from maco_tf.errors import InvalidSettingError
 from maco_tf.models.layers import layer_output
 
 __all__ = ["DiverseObjective", "Diversity", "diversity"]
 
+#: An objective with diversity terms (any :class:`~maco_tf.core.objectives.ComposedObjective`).
+DiverseObjective = ComposedObjective
 
-class Diversity(Objective):
+
+class Diversity(Term):
     """A weighted diversity term, to add to or subtract from an objective.
-
-    It derives from Xplique's ``Objective`` only so that ``objective - term`` reaches this
-    class's operators first; it holds no sub-objective and cannot be visualised alone.
 
     Parameters
     ----------
@@ -54,26 +53,9 @@ class Diversity(Objective):
     def __repr__(self) -> str:
         return f"Diversity(layer={self.layer!r}, weight={self.weight:g})"
 
-    def __mul__(self, factor: float) -> Diversity:
-        if isinstance(factor, bool) or not is_finite_number(factor):
-            return NotImplemented
-        return Diversity(self.layer, self.weight * float(factor))
-
-    __rmul__ = __mul__
-
-    def __neg__(self) -> Diversity:
-        return Diversity(self.layer, -self.weight)
-
-    def __radd__(self, objective: object) -> DiverseObjective:
-        return DiverseObjective(objective, (self,))
-
-    def __rsub__(self, objective: object) -> DiverseObjective:
-        return DiverseObjective(objective, (-self,))
-
-    def __add__(self, other: object) -> DiverseObjective:
-        raise InvalidSettingError(_ALONE)
-
-    __sub__ = __add__
+    def scaled(self, weight: float) -> Diversity:
+        """The same term with ``weight``."""
+        return Diversity(self.layer, weight)
 
     def batch_term(self, compiled: CompiledObjective) -> BatchTerm:
         """The engine's form of the term for an objective's model.
@@ -94,58 +76,16 @@ class Diversity(Objective):
             )
         return BatchTerm("diversity", output, batch_similarity, self.weight)
 
-    def to_compiled(self) -> CompiledObjective:
-        """Refused: a diversity term has nothing to maximise on its own."""
-        raise InvalidSettingError(_ALONE)
+    def apply(self, compiled: CompiledObjective) -> CompiledObjective:
+        """``compiled`` with the diversity as a batch term."""
+        term = self.batch_term(compiled)
+        return dataclasses.replace(compiled, batch_terms=(*compiled.batch_terms, term))
 
-
-_ALONE = (
-    "a diversity term alone has nothing to maximise; add it to an objective, e.g. "
-    "objective - 10 * maco_tf.diversity('conv2')"
-)
-
-
-class DiverseObjective:
-    """An objective with diversity terms, as :func:`maco_tf.visualize` takes it.
-
-    Parameters
-    ----------
-    objective
-        An Xplique ``Objective`` (or anything :func:`~maco_tf.core.objectives.compile_objective`
-        reads).
-    terms
-        Diversity terms added to it.
-    """
-
-    def __init__(self, objective: object, terms: tuple[Diversity, ...]):  # noqa: D107
-        self.objective = objective
-        self.terms = tuple(terms)
-
-    def __repr__(self) -> str:
-        return f"DiverseObjective({self.objective!r}, {self.terms!r})"
-
-    def __add__(self, other: object) -> DiverseObjective:
-        if isinstance(other, Diversity):
-            return DiverseObjective(self.objective, (*self.terms, other))
-        if isinstance(other, DiverseObjective):
-            return DiverseObjective(self.objective + other.objective, self.terms + other.terms)
-        return DiverseObjective(self.objective + other, self.terms)
-
-    def __sub__(self, other: object) -> DiverseObjective:
-        if isinstance(other, Diversity):
-            return self + (-other)
-        if isinstance(other, DiverseObjective):
-            raise InvalidSettingError(
-                "subtracting an objective with diversity terms is ambiguous; subtract the "
-                "objective and the terms separately"
-            )
-        return DiverseObjective(self.objective - other, self.terms)
-
-    def to_compiled(self) -> CompiledObjective:
-        """The objective compiled, with the diversity terms as batch terms."""
-        compiled = compile_objective(self.objective)
-        terms = tuple(term.batch_term(compiled) for term in self.terms)
-        return dataclasses.replace(compiled, batch_terms=compiled.batch_terms + terms)
+    def _alone(self) -> str:
+        return (
+            "a diversity term alone has nothing to maximise; add it to an objective, e.g. "
+            "objective - 10 * maco_tf.diversity('conv2')"
+        )
 
 
 def diversity(layer: str | int | None = None) -> Diversity:
