@@ -38,7 +38,9 @@ their mean: ``maco_tf.outputs.recognition``); self-recognition on Lite0; plausib
 similarity of the judge's features to natural photos) and a small-sample FID against them.
 
 Outputs in ``--out``: ``table.md``, ``results.json`` (every per-image number), ``curve.png``
-and ``images.png`` (thumbnails of every method's images of the equal-time run). Every cost
+and ``images.png`` (thumbnails of every method's images of the equal-time run; and
+``images_lowpass64.png``, the same after the 64-px round trip: what the robust judge sees).
+Every cost
 probe and scored run is saved in ``--out``/progress as soon as it is done: the same command
 run again after an interruption takes back what was done with the same settings and goes on
 (``--fresh`` recomputes everything).
@@ -289,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.image_sheet(
         os.path.join(args.out, "images.png"), images, classes, names, loaded.values_range
+    )
+    report.degraded_sheet(
+        os.path.join(args.out, "images_lowpass64.png"),
+        images,
+        classes,
+        names,
+        loaded.values_range,
+        "lowpass64",
     )
     if curves and args.curve:
         curve_steps = ([args.steps] if main_on_curve else []) + args.curve

@@ -203,3 +203,24 @@ def image_sheet(
             sheet.paste(tile, (margin + column * thumb, 18 + row * thumb))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     sheet.save(path)
+
+
+def degraded_sheet(
+    path: str,
+    images: dict[str, np.ndarray],
+    classes: list[int],
+    names: list[str],
+    values_range: tuple[float, float],
+    degradation: str,
+) -> None:
+    """:func:`image_sheet` of the images after ``degradation``, each row beside its original.
+
+    ``degradation`` is a name of :func:`maco_tf.outputs.recognition.degrade` (``lowpass64``).
+    """
+    from maco_tf.outputs.recognition import degrade
+
+    rows = {}
+    for label, batch in images.items():
+        rows[label] = batch
+        rows[f"{label[:24]}, {degradation}"] = degrade(batch, degradation, tuple(values_range))
+    image_sheet(path, rows, classes, names, values_range)
