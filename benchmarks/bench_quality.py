@@ -14,7 +14,12 @@ Methods (``--methods``; see ``benchmarks/quality/methods.py``):
 * ``dropin``: ``maco_tf.maco`` with the same arguments as ``xplique_maco``;
 * ``cli``: ``maco_tf.visualize`` with the command line's defaults (``maco_tf.RunConfig``'s
   when it exists); ``cli_fourier`` and ``cli_pixel``: the same settings, other
-  parameterisations, on maco_tf's loop.
+  parameterisations, on maco_tf's loop. ``cli_pixel`` is the negative control: plain pixel
+  ascent, grey noise to a person, with the same loop and budget; a judge column that gives it
+  the class measures transfer of adversarial patterns, not recognition.
+
+The labelled ImageNet photos (the 20 of the foolbox wheel) are scored as a last row: the
+ceiling of every judge column.
 
 Classes: ``--classes`` drawn with ``--class-seed`` among the ImageNet classes the project never
 tuned on or named (``benchmarks/quality/classes.py``), or ``--class-list``.
@@ -27,18 +32,25 @@ steps instead. ``--curve`` adds fixed-step runs (quality versus measured time pe
 ``--steps``, the main run is the curve's first point.
 
 Scores (``benchmarks/quality/scoring.py``): judge (EfficientNet-Lite1, not optimised) top-1,
-top-5 and mean probability of the target on the whole image; self-recognition on Lite0;
-plausibility (cosine similarity of the judge's features to natural photos) and a small-sample
-FID against them.
+top-5 and mean probability of the target on the whole image; the robust judge (the same judge
+after low-pass round trips to 64 and 112 px, a 10-degree rotation and JPEG at quality 50, and
+their mean: ``maco_tf.outputs.recognition``); self-recognition on Lite0; plausibility (cosine
+similarity of the judge's features to natural photos) and a small-sample FID against them.
 
 Outputs in ``--out``: ``table.md``, ``results.json`` (every per-image number), ``curve.png``
-and ``images.png`` (thumbnails of every method's images of the equal-time run).
+and ``images.png`` (thumbnails of every method's images of the equal-time run; and
+``images_lowpass64.png``, the same after the 64-px round trip: what the robust judge sees).
+Every cost
+probe and scored run is saved in ``--out``/progress as soon as it is done: the same command
+run again after an interruption takes back what was done with the same settings and goes on
+(``--fresh`` recomputes everything).
 
     python benchmarks/bench_quality.py                  # 30 classes, equal time, curve
     python benchmarks/bench_quality.py --quick          # 2 classes, few steps: checks it all
     python benchmarks/bench_quality.py --steps 128 --no-curve --methods xplique_maco,dropin
     python benchmarks/bench_quality.py --torch-python /path/to/venv/bin/python   # + Horama
     python benchmarks/bench_quality.py --classes 5 --steps 16 --curve 32,64   # a curve only
+    python benchmarks/bench_quality.py --skip 30 --classes 10 ...   # tuning classes only
 """
 
 from __future__ import annotations
@@ -55,8 +67,9 @@ sys.path[:0] = [_HERE, os.path.dirname(_HERE)]
 
 from quality import report  # noqa: E402
 from quality.classes import draw_classes  # noqa: E402
-from quality.methods import METHODS, Setup, cli_defaults, measure_cost  # noqa: E402
+from quality.methods import METHODS, Cost, Setup, cli_defaults, measure_cost  # noqa: E402
 from quality.options import choice_list, fill_defaults  # noqa: E402
+from quality.progress import Progress  # noqa: E402
 
 FULL = {
     "classes": 30,
@@ -114,6 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="2 classes, few steps, small images")
     parser.add_argument("--out", default="benchmarks/results/quality", help="output folder")
+    parser.add_argument(
+        "--fresh", action="store_true", help="recompute what an earlier run saved in --out"
+    )
     args = parser.parse_args(argv)
     fill_defaults(args, QUICK if args.quick else FULL)
     args.methods = choice_list(parser, args.methods, METHODS, "--methods")
@@ -130,10 +146,31 @@ def choose_classes(args: argparse.Namespace) -> list[int]:
     return draw_classes(args.classes, args.class_seed, skip=args.skip)
 
 
-def measure_all(methods, setup, classes, probe) -> dict:
+def _fingerprint(setup, classes, **more) -> dict:
+    """What a saved piece of a run depends on (see ``quality/progress.py``)."""
+    return {
+        "classes": list(classes),
+        "seed": setup.seed,
+        "xplique_crops": setup.xplique_crops,
+        "xplique_size": setup.xplique_size,
+        "cli": setup.cli,
+        **more,
+    }
+
+
+def measure_all(methods, setup, classes, probe, progress) -> dict:
     costs = {}
     for method in methods:
-        costs[method.name] = measure_cost(method, setup, classes, *probe)
+        fingerprint = _fingerprint(setup, classes, probe=list(probe))
+        saved = progress.load(f"cost_{method.name}", fingerprint)
+        if saved:
+            row = saved[0]
+            costs[method.name] = Cost(
+                row["overhead_s"], row["step_s"], row["batch"], tuple(map(tuple, row["probes"]))
+            )
+        else:
+            costs[method.name] = measure_cost(method, setup, classes, *probe)
+            progress.save(f"cost_{method.name}", fingerprint, vars(costs[method.name]))
         cost = costs[method.name]
         print(
             f"  cost {method.name}: {cost.step_s:.3f} s/step/image + {cost.overhead_s:.1f} s "
@@ -143,9 +180,15 @@ def measure_all(methods, setup, classes, probe) -> dict:
     return costs
 
 
-def run_and_score(method, setup, classes, steps, judges) -> tuple[dict, object]:
+def run_and_score(method, setup, classes, steps, judges, progress) -> tuple[dict, object]:
+    """One method's images of ``classes`` at ``steps`` and their scores (saved at once)."""
     from quality.scoring import score
 
+    key = f"{method.name}_{steps}steps_{len(classes)}classes"
+    fingerprint = _fingerprint(setup, classes, method=method.name, steps=steps)
+    saved = progress.load(key, fingerprint)
+    if saved:
+        return saved
     run = method.run(setup, classes, steps)
     row = {
         "method": method.name,
@@ -156,12 +199,13 @@ def run_and_score(method, setup, classes, steps, judges) -> tuple[dict, object]:
         "settings": run.settings,
         **score(run.images, classes, judges, setup.loaded.values_range),
     }
+    progress.save(key, fingerprint, row, run.images)
     print(
         f"  {method.name}: {steps} steps, {run.seconds_per_image:.1f} s/image, judge top-1 "
-        f"{row['judge_top1']:.2f}, p {row['judge_p']:.3f}",
+        f"{row['judge_top1']:.2f}, robust top-1 {row['robust_top1']:.2f}, p {row['judge_p']:.3f}",
         flush=True,
     )
-    return row, run
+    return row, run.images
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             methods.append(METHODS[name])
 
-    costs = measure_all(methods, setup, classes, args.probe)
+    progress = Progress(args.out, fresh=args.fresh)
+    costs = measure_all(methods, setup, classes, args.probe, progress)
     if args.steps is not None:
         budget, plan = None, {m.name: args.steps for m in methods}
     else:
@@ -202,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rows, images = [], {}
     for method in methods:
-        row, run = run_and_score(method, setup, classes, plan[method.name], judges)
+        row, generated = run_and_score(method, setup, classes, plan[method.name], judges, progress)
         row["step_s"] = costs[method.name].step_s
         rows.append(row)
-        images[method.label] = run.images
+        images[method.label] = generated
     photos = {"label": "labelled ImageNet photos (reference)", **score_photos(judges)}
 
     curve_classes = classes[: args.curve_classes] if args.curve_classes else classes
@@ -215,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         # a fixed-step main run on the curve's classes is the curve's first point
         curves[method.label] = [row] if main_on_curve and args.curve else []
         for steps in args.curve:
-            row, _ = run_and_score(method, setup, curve_classes, steps, judges)
+            row, _ = run_and_score(method, setup, curve_classes, steps, judges, progress)
             curves[method.label].append(row)
 
     title = "equal wall time" if budget else f"{args.steps} steps each"
@@ -246,6 +291,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     report.image_sheet(
         os.path.join(args.out, "images.png"), images, classes, names, loaded.values_range
+    )
+    report.degraded_sheet(
+        os.path.join(args.out, "images_lowpass64.png"),
+        images,
+        classes,
+        names,
+        loaded.values_range,
+        "lowpass64",
     )
     if curves and args.curve:
         curve_steps = ([args.steps] if main_on_curve else []) + args.curve

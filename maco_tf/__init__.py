@@ -54,6 +54,7 @@ _EXPORTS = {
         "self_recognition",
         "transferability",
     ),
+    "maco_tf.outputs.recognition": ("RobustRecognition", "robust_recognition"),
     "maco_tf.outputs.render": (
         "heatmap",
         "importance",

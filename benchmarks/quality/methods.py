@@ -251,9 +251,23 @@ def run_dropin(setup: Setup, classes: list[int], steps: int, **overrides: object
     """
     import maco_tf
 
+    return _run_xplique_arguments(maco_tf.maco, setup, classes, steps, overrides)
+
+
+def run_dropin_pixel(setup: Setup, classes: list[int], steps: int) -> Run:
+    """``maco_tf.pixel`` with the drop-in's arguments: pixel ascent, the negative control."""
+    import maco_tf
+
+    return _run_xplique_arguments(maco_tf.pixel, setup, classes, steps, {})
+
+
+def _run_xplique_arguments(
+    function: Callable, setup: Setup, classes: list[int], steps: int, overrides: dict
+) -> Run:
+    """``function`` (a drop-in of :mod:`maco_tf.core.dropin`) with Xplique's arguments."""
     size = setup.xplique_size
     (images, _), seconds = _timed(
-        lambda: maco_tf.maco(
+        lambda: function(
             _class_objective(setup.loaded, classes),
             nb_steps=steps,
             nb_crops=setup.xplique_crops,
@@ -301,7 +315,12 @@ METHODS: dict[str, Method] = {
         Method("dropin", "`maco_tf.maco`, Xplique's arguments (drop-in)", run_dropin, True),
         Method("cli", "maco_tf, command-line defaults (MACO)", _cli_run("maco"), True),
         Method("cli_fourier", "maco_tf loop, Fourier (CLI settings)", _cli_run("fourier"), True),
-        Method("cli_pixel", "maco_tf loop, pixel (CLI settings)", _cli_run("pixel"), True),
+        Method(
+            "cli_pixel",
+            "maco_tf loop, pixel (CLI settings; negative control)",
+            _cli_run("pixel"),
+            True,
+        ),
     )
 }
 

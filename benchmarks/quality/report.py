@@ -38,6 +38,12 @@ COLUMNS = (
     ("judge_top1", "judge top-1", 2),
     ("judge_top5", "judge top-5", 2),
     ("judge_p", "judge p", 3),
+    ("lowpass64_top1", "low-pass 64 top-1", 2),
+    ("lowpass112_top1", "low-pass 112 top-1", 2),
+    ("rotate10_top1", "rotate 10° top-1", 2),
+    ("jpeg50_top1", "JPEG 50 top-1", 2),
+    ("robust_top1", "robust top-1", 2),
+    ("robust_p", "robust p", 3),
     ("self_top1", "self top-1", 2),
     ("self_p", "self p", 3),
     ("plausibility", "plausibility", 3),
@@ -197,3 +203,24 @@ def image_sheet(
             sheet.paste(tile, (margin + column * thumb, 18 + row * thumb))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     sheet.save(path)
+
+
+def degraded_sheet(
+    path: str,
+    images: dict[str, np.ndarray],
+    classes: list[int],
+    names: list[str],
+    values_range: tuple[float, float],
+    degradation: str,
+) -> None:
+    """:func:`image_sheet` of the images after ``degradation``, each row beside its original.
+
+    ``degradation`` is a name of :func:`maco_tf.outputs.recognition.degrade` (``lowpass64``).
+    """
+    from maco_tf.outputs.recognition import degrade
+
+    rows = {}
+    for label, batch in images.items():
+        rows[label] = batch
+        rows[f"{label[:24]}, {degradation}"] = degrade(batch, degradation, tuple(values_range))
+    image_sheet(path, rows, classes, names, values_range)

@@ -2,6 +2,10 @@
 
 * judge: EfficientNet-Lite1 (:func:`maco_tf.outputs.metrics.default_judge`), never optimised:
   top-1, top-5 and softmax probability of the target on the whole image;
+* robust judge: the same judge after each of
+  :data:`maco_tf.outputs.recognition.DEFAULT_DEGRADATIONS` (low-pass round trips to 64 and 112
+  px, a 10-degree rotation, JPEG at quality 50): top-1 per degradation, and their mean
+  (``robust_top1``, ``robust_p``), see :func:`maco_tf.outputs.recognition.robust_recognition`;
 * self: EfficientNet-Lite0, the optimised network, the same way;
 * plausibility: mean cosine similarity of the judge's penultimate features to those of the
   natural photos (the foolbox ImageNet photos and the bundled photos), class-agnostic: how
@@ -66,18 +70,22 @@ def score(images: np.ndarray, classes: list[int], judges: Judges, values_range) 
     -------
     dict
         ``per_image`` (lists of judge rank and probability, self rank and probability,
-        plausibility) and the summaries ``judge_top1``, ``judge_top5``, ``judge_p``,
-        ``self_top1``, ``self_p``, ``plausibility``, ``fid``.
+        plausibility, judge rank per degradation) and the summaries ``judge_top1``,
+        ``judge_top5``, ``judge_p``, ``<degradation>_top1`` and ``_p`` for each degradation,
+        ``robust_top1``, ``robust_top5``, ``robust_p``, ``self_top1``, ``self_p``,
+        ``plausibility``, ``fid``.
     """
     from maco_tf.outputs import metrics
 
-    judged = metrics.self_recognition(images, classes, judges.judge, values_range=values_range)
+    robust = robust_judge(images, classes, judges, values_range)
+    judged = robust.plain
     own = metrics.self_recognition(images, classes, judges.optimised, values_range=values_range)
     features = judges.extract(images, tuple(values_range))
     plausible = metrics.plausibility_from_features(features, judges.photo_features)
     fid = metrics.fid_from_features(features, judges.photo_features) if len(images) > 1 else None
     return {
         **_summary(judged, own, plausible, fid),
+        **_robust_summary(robust),
         "per_image": {
             "class": [int(c) for c in classes],
             "judge_rank": judged.rank.tolist(),
@@ -86,8 +94,27 @@ def score(images: np.ndarray, classes: list[int], judges: Judges, values_range) 
             "self_rank": own.rank.tolist(),
             "self_p": own.probability.tolist(),
             "plausibility": [float(v) for v in plausible],
+            **_robust_ranks(robust),
         },
     }
+
+
+def robust_judge(images: np.ndarray, classes: list[int], judges: Judges, values_range) -> object:
+    """The judge's :func:`~maco_tf.outputs.recognition.robust_recognition` (its degradations)."""
+    from maco_tf.outputs.recognition import robust_recognition
+
+    return robust_recognition(images, classes, judges.judge, values_range=tuple(values_range))
+
+
+def _robust_summary(robust) -> dict:
+    """Top-1 and mean target probability per degradation, and their means."""
+    flat = robust.summary()
+    keys = [f"{name}_{part}" for name in robust.degraded for part in ("top1", "p")]
+    return {key: flat[key] for key in [*keys, "robust_top1", "robust_top5", "robust_p"]}
+
+
+def _robust_ranks(robust) -> dict:
+    return {f"{name}_rank": scores.rank.tolist() for name, scores in robust.degraded.items()}
 
 
 def score_photos(judges: Judges) -> dict:
@@ -95,7 +122,8 @@ def score_photos(judges: Judges) -> dict:
     from maco_tf.outputs import metrics
 
     classes = [int(c) for c in judges.photo_labels]
-    judged = metrics.self_recognition(judges.imagenet_photos, classes, judges.judge, (0, 255))
+    robust = robust_judge(judges.imagenet_photos, classes, judges, (0, 255))
+    judged = robust.plain
     own = metrics.self_recognition(judges.imagenet_photos, classes, judges.optimised, (0, 255))
     features = judges.extract(judges.imagenet_photos, (0, 255))
     count = len(features)
@@ -105,7 +133,12 @@ def score_photos(judges: Judges) -> dict:
     plausible = np.nanmean(similarity, axis=1)
     return {
         **_summary(judged, own, plausible, None),
-        "per_image": {"class": classes, "judge_rank": judged.rank.tolist()},
+        **_robust_summary(robust),
+        "per_image": {
+            "class": classes,
+            "judge_rank": judged.rank.tolist(),
+            **_robust_ranks(robust),
+        },
     }
 
 
