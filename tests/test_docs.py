@@ -1,4 +1,14 @@
-"""The documentation builds strictly and the notebooks run from a clean kernel.
+"""The docs build strictly, their Python blocks run, and the notebooks run from a clean kernel.
+
+Every fenced ``python`` block of README.md and docs/*.md (any page added there is picked up) runs
+on its own: compiled and executed in a fresh namespace, in a temporary working folder, with
+nothing defined by another block. So that they run in seconds, optimisation runs are made tiny
+while they do: :func:`tiny_run_configs` caps every :class:`~maco_tf.core.config.RunConfig` built
+during a block at 2 steps and 2 crops, at the model's input size (the blocks themselves are not
+rewritten; this is the one place runs are shrunk). ``MACO_TF_DOCS_TINY=0`` runs the blocks with
+the settings they are written with::
+
+    MACO_TF_DOCS_TINY=0 python -m pytest tests/test_docs.py -k block
 
 The notebooks are executed with ``MACO_TF_NOTEBOOK_STEPS=4`` (a few optimisation steps) in a
 kernel that runs *this* interpreter, whatever kernels the machine has installed. The same
@@ -16,6 +26,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -25,6 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 STEPS_VARIABLE = "MACO_TF_NOTEBOOK_STEPS"
 KERNEL_NAME = "maco_tf_notebook_test"
+DOC_PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+TINY_VARIABLE = "MACO_TF_DOCS_TINY"
+#: Caps of a docs block's runs under ``MACO_TF_DOCS_TINY`` (the default).
+TINY_STEPS, TINY_CROPS = 2, 2
 MAX_NOTEBOOK_BYTES = 2_000_000
 
 
@@ -148,6 +163,73 @@ def test_notebook_runs(path):
     outputs = _outputs(notebook)
     assert any(_is_figure(out) for out in outputs)
     print(f"{path.name}: {elapsed:.0f} s at 4 steps")
+
+
+_FENCE = re.compile(
+    r"^(?P<indent>[ \t]*)```python[ \t]*\n(?P<body>.*?)^(?P=indent)```[ \t]*$", re.M | re.S
+)
+
+
+def python_blocks(page: Path) -> list[tuple[int, str]]:
+    """``(line, source)`` of every fenced ``python`` block of a Markdown page, dedented."""
+    text = page.read_text(encoding="utf-8")
+    return [
+        (text.count("\n", 0, match.start()) + 1, textwrap.dedent(match.group("body")))
+        for match in _FENCE.finditer(text)
+    ]
+
+
+DOC_BLOCKS = [
+    pytest.param(page, line, source, id=f"{page.relative_to(ROOT)}:{line}")
+    for page in DOC_PAGES
+    for line, source in python_blocks(page)
+]
+
+
+@pytest.fixture
+def tiny_run_configs(monkeypatch):
+    """Cap the runs a docs block makes, unless ``MACO_TF_DOCS_TINY=0``.
+
+    Wraps ``RunConfig.__post_init__`` (every run's settings, whether built by ``visualize``, the
+    drop-in ``maco``, ``accentuate`` or ``explain_class``, pass through it) so that ``steps``
+    and ``crops`` are at most 2 and ``size`` is the model input; everything else is as written.
+    """
+    if os.environ.get(TINY_VARIABLE, "1") == "0":
+        return
+    from maco_tf.core.config import RunConfig
+
+    original = RunConfig.__post_init__
+
+    def tiny_post_init(config: RunConfig) -> None:
+        object.__setattr__(config, "steps", min(config.steps, TINY_STEPS))
+        object.__setattr__(config, "crops", min(config.crops, TINY_CROPS))
+        object.__setattr__(config, "size", None)
+        original(config)
+
+    monkeypatch.setattr(RunConfig, "__post_init__", tiny_post_init)
+
+
+def test_docs_have_python_blocks():
+    """The extraction finds the blocks (a broken pattern would silently test nothing)."""
+    pages = {page.name for page, _, _ in (param.values for param in DOC_BLOCKS)}
+    assert {"README.md", "getting-started.md", "objectives.md"} <= pages
+    for param in DOC_BLOCKS:
+        page, line, source = param.values
+        compile(source, f"{page.name}:{line}", "exec")  # a syntax error names its page and line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page, line, source", DOC_BLOCKS)
+def test_doc_block_runs_on_its_own(page, line, source, tiny_run_configs, tmp_path, monkeypatch):
+    """A reader can paste any block into a fresh interpreter: it defines all it uses."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    namespace = {"__name__": "__main__"}
+    try:
+        exec(compile(source, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)
+    finally:
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
 
 
 def test_mkdocs_build_strict(tmp_path):
