@@ -88,6 +88,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _objective(record: dict) -> float:
+    """The record's objective value; NaN when it is missing or null (a diverged run)."""
+    value = record.get("objective_value")
+    return float("nan") if value is None else float(value)
+
+
 def _synonyms(record: dict) -> tuple[tuple[str, ...], str | None]:
     """ImageNet synonyms and WordNet id of a class record (empty for other models)."""
     index, name = int(record["index"]), str(record["name"])
@@ -332,7 +338,7 @@ class _Pages:
         if wnid:
             about.append(f"WordNet id {wnid}.")
         about.append(f"Class {index} of the model's logits.")
-        objective = record.get("objective_value", float("nan"))
+        objective = _objective(record)
         rows = _settings_rows(site) + [
             ("objective (last 10 % of steps)", f"{objective:.4g}"),
             ("image seed", f"{record.get('seed')} (position {record.get('batch_position')})"),
