@@ -279,12 +279,17 @@ def open_results(path: Path, settings: dict, overwrite: bool) -> Results:
         Start afresh instead of refusing an unreadable file or one made with other settings
         (deleting that file and the images it records).
 
+    Temporary files left by a killed write in the folder are removed
+    (:meth:`~maco_tf.files.OutputFolder.remove_stale_temporaries`): callers hold the lock of
+    the results file.
+
     Raises
     ------
     MacoError
         If the file is unreadable or has other settings and ``overwrite`` is false.
     """
     results = Results(path, settings)
+    results.folder.remove_stale_temporaries()
     if not path.exists():
         return results
     try:
