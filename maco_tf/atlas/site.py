@@ -113,8 +113,8 @@ def _top1(record: dict) -> tuple[bool, dict] | None:
 def _settings_rows(site: Site) -> list[tuple[str, str]]:
     """The run's settings under their knob names (those of the flags and ``RunConfig``)."""
     s = site.settings
-    box = s.get("box_size") or ["?", "?"]
-    values = s.get("values_range") or ["?", "?"]
+    box = [f"{v:g}" for v in s.get("box_size") or ()] or ["?", "?"]
+    values = [f"{v:g}" for v in s.get("values_range") or ()] or ["?", "?"]
     size = s.get("size")
     height, width = size if isinstance(size, list) else (size, size)  # older records: an int
     return [
@@ -123,11 +123,11 @@ def _settings_rows(site: Site) -> list[tuple[str, str]]:
         ("steps", str(s.get("steps"))),
         ("crops", f"{s.get('crops')} per step"),
         ("size", f"{height} × {width} px"),
-        ("box_size", f"{box[0]:g} → {box[1]:g} of the image side"),
+        ("box_size", f"{box[0]} → {box[1]} of the image side"),
         ("whole_views", f"{s.get('whole_views', '?')} of the {s.get('crops')} crops per step"),
         ("noise", f"{s.get('noise', '?')} (std, for a value range of width 2)"),
         ("seed", str(s.get("seed"))),
-        ("values_range", f"{values[0]:g} … {values[1]:g}"),
+        ("values_range", f"{values[0]} … {values[1]}"),
         ("maco_tf", site.version),
     ]
 
