@@ -110,11 +110,17 @@ def _top1(record: dict) -> tuple[bool, dict] | None:
     return int(top5[0]["index"]) == int(record["index"]), top5[0]
 
 
+def _pair(value: object) -> list[str]:
+    """A recorded ``[low, high]`` pair (or one number for both) as text; ``?`` when missing."""
+    if isinstance(value, int | float):
+        value = [value, value]
+    return [f"{v:g}" for v in value] if isinstance(value, list) else ["?", "?"]
+
+
 def _settings_rows(site: Site) -> list[tuple[str, str]]:
     """The run's settings under their knob names (those of the flags and ``RunConfig``)."""
     s = site.settings
-    box = [f"{v:g}" for v in s.get("box_size") or ()] or ["?", "?"]
-    values = [f"{v:g}" for v in s.get("values_range") or ()] or ["?", "?"]
+    box, values = _pair(s.get("box_size")), _pair(s.get("values_range"))
     size = s.get("size")
     height, width = size if isinstance(size, list) else (size, size)  # older records: an int
     return [

@@ -295,6 +295,13 @@ OPTIONAL_RECORD_FIELDS: dict[str, Check] = {
 _PAIR = _list_of(_number, length=2)
 
 
+def _number_or_pair(value: object) -> str | None:
+    """One number (one box size) or a ``[smallest, largest]`` pair."""
+    if _number(value) is None or _PAIR(value) is None:
+        return None
+    return "not a number or a pair of numbers"
+
+
 def _size(value: object) -> str | None:
     """An image side (older records) or ``[height, width]``."""
     if _int(value) is None or _list_of(_int, length=2)(value) is None:
@@ -306,7 +313,7 @@ def _size(value: object) -> str | None:
 SETTINGS_FIELDS: dict[str, Check] = {
     "model": _optional(_str),
     "method": _optional(_str),
-    "box_size": _optional(_PAIR),
+    "box_size": _optional(_number_or_pair),
     "values_range": _optional(_PAIR),
     "size": _optional(_size),
 }
