@@ -10,11 +10,14 @@ results file. Bottom layer: imports nothing of maco_tf but :mod:`maco_tf.errors`
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
+import stat
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -33,6 +36,11 @@ __all__ = [
 
 #: Permissions of written files (``mkstemp`` makes private 0600 files; outputs are for everyone).
 FILE_MODE = 0o644
+#: Temporary files of :func:`write_atomically`: ``.<name>.<8 random characters>.tmp``.
+TEMPORARY_RE = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+#: Age, in seconds, after which a temporary file is stale: no write of the tool takes as long,
+#: so a younger one may be another process's write in progress (shards share a folder).
+STALE_AFTER_S = 60.0
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -40,7 +48,11 @@ def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]
 
     ``write`` fills a temporary file in the same folder, which is flushed to disk and renamed
     over ``path`` (``os.replace``); an interruption at any point leaves no truncated file at
-    ``path`` and no temporary file behind. Missing parent folders are created.
+    ``path`` and no temporary file behind (but ``kill -9``, whose temporary file
+    :meth:`OutputFolder.remove_stale_temporaries` removes). Missing parent folders are created.
+    The temporary file has a fresh name (created exclusively, links not followed) and the
+    rename replaces the entry at ``path``: a symbolic or hard link there is replaced, never
+    written through.
 
     Parameters
     ----------
@@ -152,6 +164,24 @@ class OutputFolder:
             )
         return candidate
 
+    def entry(self, relative: object) -> Path:
+        """``root / relative`` whose folder stays inside the folder; its last name may be a link.
+
+        For a file that is replaced when it is a link, never written through (the lock file of
+        :meth:`lock`), wherever the link points.
+
+        Raises
+        ------
+        UnsafePathError
+            As :meth:`path` does for ``relative`` itself, or for its folder.
+        """
+        if not isinstance(relative, str) or relative.startswith("/"):
+            raise UnsafePathError(f"refusing path {relative!r} in {self.root}: not a relative path")
+        parent, _, name = relative.rpartition("/")
+        if name in ("", ".", "..") or "\x00" in name:
+            raise UnsafePathError(f"refusing path {relative!r} in {self.root}: not a file name")
+        return (self.path(parent) if parent else self.root) / name
+
     def is_safe(self, relative: object) -> bool:
         """Whether :meth:`path` accepts ``relative``."""
         try:
@@ -216,7 +246,9 @@ class OutputFolder:
         """Hold ``.<name>.lock`` in the folder (``fcntl.flock``) while the block runs.
 
         A second process asking for the same lock is refused at once, not made to wait; the
-        lock ends with the process that holds it, so a killed run leaves none behind.
+        lock ends with the process that holds it, so a killed run leaves none behind. A lock
+        file that is a symbolic link, a hard link (more than one name) or not a regular file is
+        replaced by a new file, so what it linked to is never written.
 
         Raises
         ------
@@ -228,7 +260,7 @@ class OutputFolder:
         lock_name = f".{name}.lock"
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path(lock_name), os.O_RDWR | os.O_CREAT, 0o644)
+            fd = _open_own_file(self.entry(lock_name))
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise UnwritableFolderError(
@@ -249,3 +281,61 @@ class OutputFolder:
             yield
         finally:
             os.close(fd)  # closing releases the lock
+
+    def remove_stale_temporaries(self, older_than_s: float = STALE_AFTER_S) -> list[Path]:
+        """Delete the temporary files :func:`write_atomically` left behind (``kill -9``).
+
+        Only regular files named as its temporary files (:data:`TEMPORARY_RE`) and not
+        modified for ``older_than_s`` seconds are deleted, in the folder and its sub-folders
+        (symbolic links to folders are not followed).
+
+        Returns
+        -------
+        removed
+            The deleted files.
+        """
+        removed = []
+        if not self.root.is_dir():
+            return removed
+        oldest = time.time() - older_than_s
+        for where, _, names in os.walk(self.root):
+            for name in names:
+                path = Path(where) / name
+                if not TEMPORARY_RE.fullmatch(name):
+                    continue
+                try:
+                    info = path.lstat()
+                    if stat.S_ISREG(info.st_mode) and info.st_mtime < oldest:
+                        path.unlink()
+                        removed.append(path)
+                except OSError:
+                    continue
+        return removed
+
+
+def _open_own_file(path: Path, attempts: int = 3) -> int:
+    """Open (creating it) a regular file of one name at ``path`` for reading and writing.
+
+    A symbolic link, a hard link (more than one name) or another kind of file at ``path`` is
+    unlinked and a new file created in its place, so what it linked to is never written.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be opened or replaced.
+    """
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    for _ in range(attempts):
+        try:
+            fd = os.open(path, flags, 0o644)
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # ELOOP: a symbolic link, with O_NOFOLLOW
+                raise
+            path.unlink()
+            continue
+        info = os.fstat(fd)
+        if stat.S_ISREG(info.st_mode) and info.st_nlink == 1:
+            return fd
+        os.close(fd)
+        path.unlink()
+    raise OSError(errno.EEXIST, f"{path} keeps being replaced by a link")

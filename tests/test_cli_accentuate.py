@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import maco_tf.cli.accentuate
 import maco_tf.models.loading
 from maco_tf.cli.accentuate import read_photo
 from maco_tf.cli.main import main
@@ -188,3 +191,95 @@ def test_an_unreadable_results_file_is_not_clobbered(tiny_file, photo, tmp_path,
     err = capsys.readouterr().err
     assert "cannot read" in err and "--overwrite" in err
     assert (out / "results.json").read_text() == '{"targets": {"class0001": {}}}'
+
+
+def _five_classes(tiny_file: Path, photo: Path, out: Path, *extra: str) -> list[str]:
+    """A fast ``accentuate`` of five classes into ``out``."""
+    args = ["accentuate", "--model", str(tiny_file), "--image", str(photo), "--classes", "0-4"]
+    return [*args, "--out", str(out), *FAST, *extra]
+
+
+def _last_run(out: Path) -> dict:
+    return json.loads((out / "results.json").read_text())["runs"][-1]
+
+
+def _pixels(out: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.asarray(Image.open(p)) for p in sorted(out.glob("class*.png"))}
+
+
+def test_chunks_give_the_images_of_one_whole_run(tiny_file, photo, tmp_path):
+    whole, chunked = tmp_path / "whole", tmp_path / "chunked"
+    assert main(_five_classes(tiny_file, photo, whole, "--batch-size", "5")) == 0
+    assert main(_five_classes(tiny_file, photo, chunked, "--batch-size", "2")) == 0
+    first, second = _pixels(whole), _pixels(chunked)
+    assert len(first) == 15 and first.keys() == second.keys()
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
+    runs = json.loads((chunked / "results.json").read_text())["runs"]
+    assert runs[-1]["computed"] == 5 and runs[-1]["image"] == str(photo)
+
+
+def test_ctrl_c_keeps_the_finished_chunks_and_a_rerun_resumes(
+    tiny_file, photo, tmp_path, capsys, monkeypatch
+):
+    out = tmp_path / "out"
+    real = maco_tf.cli.accentuate.accentuate
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(maco_tf.cli.accentuate, "accentuate", interrupted)
+    assert main(_five_classes(tiny_file, photo, out, "--batch-size", "1")) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == f"maco-tf: interrupted; 3 of 5 targets saved in {out}, re-run to resume"
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["targets"]) == 3 and results["runs"][-1]["interrupted"] is True
+    assert (out / "seed.png").is_file()
+
+    monkeypatch.setattr(maco_tf.cli.accentuate, "accentuate", real)
+    assert main(_five_classes(tiny_file, photo, out, "--batch-size", "1")) == 0
+    assert _last_run(out)["computed"] == 2 and _last_run(out)["skipped"] == 3
+
+
+_KILLER = """
+import os, signal, sys
+import maco_tf.cli.accentuate as command
+from maco_tf.cli.main import main
+real, calls = command.accentuate, []
+def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 4:
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+    return real(*args, **kwargs)
+command.accentuate = dying
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGKILL", -9), ("SIGTERM", 130)])
+def test_a_killed_run_keeps_the_finished_chunks_and_a_rerun_resumes(
+    tiny_file, photo, tmp_path, capsys, signal_name, code
+):
+    out = tmp_path / "out"
+    argv = _five_classes(tiny_file, photo, out, "--batch-size", "1")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLER, signal_name, *argv],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == code, killed.stderr[-2000:]
+    if signal_name == "SIGTERM":
+        assert killed.stderr.strip().endswith(
+            "3 of 5 targets saved in " + f"{out}, re-run to resume"
+        )
+    assert len(json.loads((out / "results.json").read_text())["targets"]) == 3
+    stale = out / ".class0003.png.abcd1234.tmp"  # as a write killed mid-way leaves
+    stale.write_bytes(b"partial")
+    os.utime(stale, (1, 1))
+    assert main(argv) == 0
+    assert _last_run(out)["computed"] == 2 and _last_run(out)["skipped"] == 3
+    assert not stale.exists() and len(_pixels(out)) == 15

@@ -160,3 +160,49 @@ def test_a_second_process_is_refused_the_lock_and_named(tmp_path):
             pass
     with folder.lock("results.json"):  # released when its holder ends
         pass
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_a_linked_lock_file_is_replaced_not_written_through(tmp_path, link):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = out / ".results.json.lock"
+    if link == "hard":
+        os.link(outside, lock)
+    else:
+        lock.symlink_to(outside)
+    with OutputFolder(out).lock("results.json"):
+        assert not lock.is_symlink() and lock.stat().st_nlink == 1
+        assert lock.read_text().startswith(f"pid {os.getpid()}")
+    assert outside.read_text() == "precious"
+
+
+def test_an_atomic_write_never_writes_through_a_link(tmp_path):
+    outside = tmp_path / "outside.png"
+    outside.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    os.link(outside, out / "hard.png")
+    (out / "soft.png").symlink_to(outside)
+    OutputFolder(out).write_text("hard.png", "new")  # the hard link is replaced
+    assert (out / "hard.png").stat().st_nlink == 1 and (out / "hard.png").read_text() == "new"
+    with pytest.raises(UnsafePathError):  # a symbolic link out of the folder is refused
+        OutputFolder(out).write_text("soft.png", "new")
+    assert outside.read_text() == "precious"
+
+
+def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path):
+    (tmp_path / "sub").mkdir()
+    stale = [tmp_path / ".a.png.k3j_x9q2.tmp", tmp_path / "sub" / ".results.json.abcdefgh.tmp"]
+    fresh = tmp_path / ".b.png.zzzzzzzz.tmp"  # another process's write in progress
+    others = [tmp_path / "keep.tmp", tmp_path / "a.png"]  # not named as the tool names them
+    for path in [*stale, fresh, *others]:
+        path.write_bytes(b"x")
+    for path in [*stale, *others]:
+        os.utime(path, (1, 1))
+    removed = OutputFolder(tmp_path).remove_stale_temporaries()
+    assert sorted(removed) == sorted(stale)
+    assert all(path.exists() for path in [fresh, *others])
+    assert not any(path.exists() for path in stale)

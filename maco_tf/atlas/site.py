@@ -88,6 +88,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _objective(record: dict) -> float:
+    """The record's objective value; NaN when it is missing or null (a diverged run)."""
+    value = record.get("objective_value")
+    return float("nan") if value is None else float(value)
+
+
 def _synonyms(record: dict) -> tuple[tuple[str, ...], str | None]:
     """ImageNet synonyms and WordNet id of a class record (empty for other models)."""
     index, name = int(record["index"]), str(record["name"])
@@ -104,11 +110,17 @@ def _top1(record: dict) -> tuple[bool, dict] | None:
     return int(top5[0]["index"]) == int(record["index"]), top5[0]
 
 
+def _pair(value: object) -> list[str]:
+    """A recorded ``[low, high]`` pair (or one number for both) as text; ``?`` when missing."""
+    if isinstance(value, int | float):
+        value = [value, value]
+    return [f"{v:g}" for v in value] if isinstance(value, list) else ["?", "?"]
+
+
 def _settings_rows(site: Site) -> list[tuple[str, str]]:
     """The run's settings under their knob names (those of the flags and ``RunConfig``)."""
     s = site.settings
-    box = s.get("box_size") or ["?", "?"]
-    values = s.get("values_range") or ["?", "?"]
+    box, values = _pair(s.get("box_size")), _pair(s.get("values_range"))
     size = s.get("size")
     height, width = size if isinstance(size, list) else (size, size)  # older records: an int
     return [
@@ -117,11 +129,11 @@ def _settings_rows(site: Site) -> list[tuple[str, str]]:
         ("steps", str(s.get("steps"))),
         ("crops", f"{s.get('crops')} per step"),
         ("size", f"{height} × {width} px"),
-        ("box_size", f"{box[0]:g} → {box[1]:g} of the image side"),
+        ("box_size", f"{box[0]} → {box[1]} of the image side"),
         ("whole_views", f"{s.get('whole_views', '?')} of the {s.get('crops')} crops per step"),
         ("noise", f"{s.get('noise', '?')} (std, for a value range of width 2)"),
         ("seed", str(s.get("seed"))),
-        ("values_range", f"{values[0]:g} … {values[1]:g}"),
+        ("values_range", f"{values[0]} … {values[1]}"),
         ("maco_tf", site.version),
     ]
 
@@ -332,7 +344,7 @@ class _Pages:
         if wnid:
             about.append(f"WordNet id {wnid}.")
         about.append(f"Class {index} of the model's logits.")
-        objective = record.get("objective_value", float("nan"))
+        objective = _objective(record)
         rows = _settings_rows(site) + [
             ("objective (last 10 % of steps)", f"{objective:.4g}"),
             ("image seed", f"{record.get('seed')} (position {record.get('batch_position')})"),

@@ -10,7 +10,7 @@ from maco_tf.atlas.examples import EXAMPLE_DIR
 from maco_tf.atlas.shards import merge_records, results_paths
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder, UnsafePathError, is_safe_name
-from maco_tf.runs.results import ResultsFile, read_results, record_done
+from maco_tf.runs.results import ResultsFile, read_results, record_done, total_time
 from maco_tf.runs.settings import settings_diff, settings_key
 from maco_tf.version import __version__
 
@@ -59,6 +59,9 @@ def collect(
 ) -> tuple[Site, list[str]]:
     """Merge the results files of ``out`` into the website's data; also notes on skipped files.
 
+    The files are read and checked as on resume (:func:`~maco_tf.runs.results.read_results`):
+    a malformed record is skipped with a note, as is a file that cannot be read.
+
     Parameters
     ----------
     out
@@ -76,9 +79,12 @@ def collect(
     files, notes = [], []
     for path in results_paths(out):
         try:
-            files.append(read_results(path))
+            found = read_results(path)
         except MacoError as exc:
             notes.append(f"{path.name} skipped: {exc}")
+            continue
+        files.append(found)
+        notes.extend(found.warnings)
     chosen, skipped = _choose_files(files, settings)
     notes.extend(skipped)
     if not chosen:
@@ -103,7 +109,7 @@ def collect(
         classes=classes,
         concepts=concepts,
         examples={r["slug"]: _site_examples(out, r["slug"]) for r in classes},
-        total_time_s=sum(run.get("time_s", 0.0) for f in chosen for run in f.runs),
+        total_time_s=total_time([run for found in chosen for run in found.runs]),
     )
     return site, notes
 

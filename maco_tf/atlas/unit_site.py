@@ -22,6 +22,7 @@ from maco_tf.atlas.site import (
     _asset,
     _duration,
     _esc,
+    _objective,
     _Pages,
     _parts,
     _remove_stale_pages,
@@ -108,7 +109,7 @@ class _UnitPages(_Pages):
             css, _ = _verdict(trust.get("score"))
             meta = self.part("meta_trust", verdict=css, score=_score_text(trust.get("score")))
         else:
-            value = record.get("objective_value", float("nan"))
+            value = _objective(record)
             meta = self.part("meta_objective", value=f"{value:.3g}")
         name = _kind_name(record)
         return self.part(
@@ -248,7 +249,7 @@ class _UnitPages(_Pages):
         site = self.site
         record = site.classes[position]
         name = _kind_name(record)
-        objective = record.get("objective_value", float("nan"))
+        objective = _objective(record)
         rows = _settings_rows(site) + [
             ("objective (last 10 % of steps)", f"{objective:.4g}"),
             ("image seed", f"{record.get('seed')} (position {record.get('batch_position')})"),
@@ -259,8 +260,9 @@ class _UnitPages(_Pages):
         about = f"{record['kind'].capitalize()} {record['index']} of layer {record['layer']}"
         if record["kind"] == "direction":
             about += f" ({record['name']})"
+        model = site.settings.get("model")
         return template.substitute(
-            title=_esc(f"{name} of {record['layer']}: MACO unit atlas of {site.settings['model']}"),
+            title=_esc(f"{name} of {record['layer']}: MACO unit atlas of {model}"),
             pager=self.pager(position),
             heading=self.part("heading", name=_esc(name), layer=_esc(record["layer"])),
             about=_esc(about + "."),

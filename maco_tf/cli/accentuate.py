@@ -11,7 +11,8 @@ It runs as ``maco-tf visualize`` does: one :class:`~maco_tf.RunConfig` built fro
 the model loads), ``--out`` checked before any work, written through
 :class:`~maco_tf.files.OutputFolder` under the lock of its results file; a re-run with the same
 photo and settings skips the finished targets, and results made otherwise are refused unless
-``--overwrite``.
+``--overwrite``. The targets run chunk by chunk (``--batch-size``) on the shared run loop, each
+finished chunk saved: an interrupted run keeps its finished targets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from maco_tf.outputs.render import save_png, to_uint8
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan
 from maco_tf.runs.results import RESULTS_FILE, Results, open_results
-from maco_tf.runs.running import Say, sayer
+from maco_tf.runs.running import Say, run_pending, sayer
 from maco_tf.runs.scoring import top5
 from maco_tf.runs.startup import load_model, set_up_distribution, writable
 from maco_tf.targets import units
@@ -173,7 +173,12 @@ def accentuation_settings(args: argparse.Namespace, loaded: LoadedModel, seed: n
 
 
 def run_accentuate(args: argparse.Namespace) -> int:
-    """``maco-tf accentuate``: accentuate ``--image`` for each missing target in ``--out``; 0."""
+    """``maco-tf accentuate``: accentuate ``--image`` for each missing target in ``--out``; 0.
+
+    The targets run chunk by chunk on the shared run loop
+    (:func:`~maco_tf.runs.running.run_pending`): each finished chunk is saved, so an
+    interrupted run (Ctrl-C, SIGTERM, ``kill -9``) keeps it and a re-run resumes.
+    """
     started = time.perf_counter()
     out = Path(args.out)
     OutputFolder(out).check_writable()
@@ -188,55 +193,73 @@ def run_accentuate(args: argparse.Namespace) -> int:
         pending = [i for i, target in enumerate(targets.targets) if not results.is_done(target)]
         for i in sorted(set(range(len(targets.targets))) - set(pending)):
             say(f"skipped {targets.targets[i].slug} (already in {out})")
+        run = {"computed": 0}
         if pending:
-            run = {
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "image": str(args.image),
-                "computed": len(pending),
-                "batch_size": args.batch_size,
-            }
-            _accentuate_pending(args, loaded, targets, pending, seed, results, say)
-            results.runs.append({**run, "time_s": round(time.perf_counter() - started, 3)})
-            results.save()
+            run = run_pending(
+                args,
+                loaded,
+                targets,
+                pending,
+                results,
+                args.batch_size,
+                say,
+                started,
+                produce=_Producer(args, loaded, targets, seed, results, say),
+                record={"image": str(args.image)},
+            )
     say(
-        f"{len(targets.targets)} targets: {len(pending)} accentuated, "
+        f"{len(targets.targets)} targets: {run['computed']} accentuated, "
         f"{len(targets.targets) - len(pending)} skipped; results in {out / RESULTS_FILE}"
     )
     return EXIT_OK
 
 
-def _accentuate_pending(
-    args: argparse.Namespace,
-    loaded: LoadedModel,
-    targets: Plan,
-    pending: list[int],
-    seed: np.ndarray,
-    results: Results,
-    say: Say,
-) -> None:
-    """Accentuate ``seed`` towards the pending targets; save their files and records."""
-    result = accentuate(
-        units.select(targets.objective, pending),
-        seed,
-        run_settings.config(args),
-        penalty=args.penalty,
-        progress=not args.quiet,
-    )
-    save_png(results.folder.path(SEED_FILE), to_uint8(result.seeds[0], loaded.values_range))
-    before, after = top5(loaded, result.seeds), top5(loaded, result.images)
-    for position, index in enumerate(pending):
-        target = targets.targets[index]
-        measured = {
-            "objective_before": float(result.objective_before[position]),
-            "objective_after": float(result.objective_after[position]),
-            "seed_distance": float(result.seed_distance[position]),
-            "top5_before": None if before is None else before[position],
-            "top5_after": None if after is None else after[position],
-        }
-        image, transparency = result.images[position], result.transparency[position]
-        results.add_target(target, image, transparency, loaded.values_range, measured)
-        say(
-            f"saved {target.slug}  objective {result.objective_before[position]:.4g} -> "
-            f"{result.objective_after[position]:.4g}, RMS change "
-            f"{100 * result.seed_distance[position]:.1f} %"
+class _Producer:
+    """Accentuates ``seed`` towards a chunk of targets; saves their files and records."""
+
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        loaded: LoadedModel,
+        targets: Plan,
+        seed: np.ndarray,
+        results: Results,
+        say: Say,
+    ) -> None:
+        self.args, self.loaded, self.targets = args, loaded, targets
+        self.seed, self.results, self.say = seed, results, say
+
+    def __call__(self, chunk: list[int]) -> None:
+        """Accentuate the targets ``chunk`` (indices into the plan), save and record them.
+
+        Each image's random streams are its target's position in the plan, whatever chunk it
+        runs in: chunks, resumed runs and one whole run give the same images.
+        """
+        loaded, results = self.loaded, self.results
+        result = accentuate(
+            units.select(self.targets.objective, chunk),
+            self.seed,
+            run_settings.config(self.args),
+            penalty=self.args.penalty,
+            progress=not self.args.quiet,
+            image_ids=chunk,
         )
+        seed_path = results.folder.path(SEED_FILE)
+        save_png(seed_path, to_uint8(result.seeds[0], loaded.values_range))
+        before, after = top5(loaded, result.seeds), top5(loaded, result.images)
+        for position, index in enumerate(chunk):
+            target = self.targets.targets[index]
+            measured = {
+                "objective_before": float(result.objective_before[position]),
+                "objective_after": float(result.objective_after[position]),
+                "seed_distance": float(result.seed_distance[position]),
+                "top5_before": None if before is None else before[position],
+                "top5_after": None if after is None else after[position],
+            }
+            image, transparency = result.images[position], result.transparency[position]
+            results.add_target(target, image, transparency, loaded.values_range, measured)
+            self.say(
+                f"saved {target.slug}  objective {result.objective_before[position]:.4g} -> "
+                f"{result.objective_after[position]:.4g}, RMS change "
+                f"{100 * result.seed_distance[position]:.1f} %"
+            )

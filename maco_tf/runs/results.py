@@ -11,6 +11,7 @@ so a record naming a file elsewhere (absolute, ``..``, a symlink out) is not don
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,14 @@ from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder, UnsafePathError, is_safe_name
 from maco_tf.outputs.render import save_png, save_visualization, to_uint8
 from maco_tf.runs.plans import Target
+from maco_tf.runs.records import (
+    MAX_RESULTS_BYTES,
+    MAX_RUN_TIME_S,
+    ResultsFormatError,
+    check_content,
+    json_safe,
+    parse_bounded,
+)
 from maco_tf.runs.settings import settings_diff
 from maco_tf.version import __version__
 
@@ -34,6 +43,8 @@ __all__ = [
     "read_results",
     "record_done",
     "save_target_files",
+    "total_time",
+    "warn",
 ]
 
 RESULTS_FILE = "results.json"
@@ -103,7 +114,7 @@ class Results:
             "maco_tf_version": __version__,
             "settings": self.settings,
             "targets": list(self.targets.values()),
-            "total_time_s": round(sum(run.get("time_s", 0.0) for run in self.runs), 3),
+            "total_time_s": total_time(self.runs),
             "runs": self.runs,
         }
 
@@ -113,8 +124,13 @@ class Results:
         return OutputFolder(self.path.parent)
 
     def save(self) -> None:
-        """Rewrite the file atomically (:func:`maco_tf.files.write_atomically`)."""
-        self.folder.write_text(self.path.name, json.dumps(self.to_json(), indent=2) + "\n")
+        """Rewrite the file atomically (:func:`maco_tf.files.write_atomically`).
+
+        Standard JSON only: a non-finite float (a diverged objective, say) is written as
+        ``null``, which :func:`read_results` reads back.
+        """
+        text = json.dumps(json_safe(self.to_json()), indent=2, allow_nan=False)
+        self.folder.write_text(self.path.name, text + "\n")
 
     def add_target(
         self,
@@ -210,32 +226,58 @@ class Results:
         return record_done(self.path.parent, record)
 
 
+def total_time(runs: list[dict]) -> float:
+    """The summed ``time_s`` of run records, finite: each is clamped to [0, 1e11] s."""
+    times = (run.get("time_s", 0.0) for run in runs if isinstance(run, dict))
+    clamped = [
+        min(max(float(t), 0.0), MAX_RUN_TIME_S)
+        for t in times
+        if isinstance(t, int | float) and not isinstance(t, bool) and math.isfinite(t)
+    ]
+    return round(math.fsum(clamped), 3)
+
+
 @dataclass(frozen=True)
 class ResultsFile:
-    """One results file, as read."""
+    """One results file, as read and checked (:mod:`maco_tf.runs.records`).
+
+    ``records`` holds the valid records only and ``runs`` the run history, empty if it was
+    malformed; ``warnings`` has one line per skipped record and for a reset history.
+    """
 
     path: Path
     settings: dict
     records: dict[str, dict]
     runs: list[dict]
+    warnings: tuple[str, ...] = ()
 
 
 def read_results(path: Path) -> ResultsFile:
-    """Read a results file.
+    """Read a results file as untrusted data: bounded parse, then the schema's checks.
 
     Raises
     ------
     MacoError
-        If it is unreadable or malformed.
+        If it is unreadable, too large or deep, not JSON, or has no settings and targets of
+        the schema (:class:`~maco_tf.runs.records.ResultsFormatError`); a malformed record or
+        run history is not an error but a warning (:attr:`ResultsFile.warnings`).
     """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        settings = dict(data["settings"])
-        records = {str(record["slug"]): dict(record) for record in data["targets"]}
-        runs = list(data.get("runs", []))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise MacoError(f"cannot read {path} ({type(exc).__name__})") from None
-    return ResultsFile(path, settings, records, runs)
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_RESULTS_BYTES + 1)
+    except OSError as exc:
+        raise MacoError(f"cannot read {path} ({exc.strerror or type(exc).__name__})") from None
+    try:
+        content = check_content(parse_bounded(data, path.name), path.name)
+    except ResultsFormatError as exc:
+        raise ResultsFormatError(f"cannot read {path}: {exc}") from None
+    return ResultsFile(path, content.settings, content.records, content.runs, content.warnings)
+
+
+def warn(found: ResultsFile) -> None:
+    """Print the warnings of a results file as read, one ``maco-tf: warning:`` line each."""
+    for line in found.warnings:
+        print(f"maco-tf: warning: {line}", file=sys.stderr)
 
 
 def discard(found: ResultsFile, differences: list[str], overwrite: bool) -> None:
@@ -283,12 +325,17 @@ def open_results(path: Path, settings: dict, overwrite: bool) -> Results:
         Start afresh instead of refusing an unreadable file or one made with other settings
         (deleting that file and the images it records).
 
+    Temporary files left by a killed write in the folder are removed
+    (:meth:`~maco_tf.files.OutputFolder.remove_stale_temporaries`): callers hold the lock of
+    the results file.
+
     Raises
     ------
     MacoError
         If the file is unreadable or has other settings and ``overwrite`` is false.
     """
     results = Results(path, settings)
+    results.folder.remove_stale_temporaries()
     if not path.exists():
         return results
     try:
@@ -303,5 +350,6 @@ def open_results(path: Path, settings: dict, overwrite: bool) -> Results:
     if differences:
         discard(found, differences, overwrite)
         return results
+    warn(found)
     results.targets, results.runs = dict(found.records), list(found.runs)
     return results

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,10 +24,12 @@ from maco_tf.runs.scoring import top5 as score_top5
 from maco_tf.runs.trust import trust_entries
 from maco_tf.targets import units as targets
 
-__all__ = ["RunInterruptedError", "Say", "run_chunk", "run_pending", "sayer"]
+__all__ = ["Produce", "RunInterruptedError", "Say", "run_chunk", "run_pending", "sayer"]
 
 #: Prints a progress line (or not, with ``--quiet``).
 Say = Callable[[str], None]
+#: Computes, saves and records (in memory) one chunk of targets (indices into the plan).
+Produce = Callable[[list[int]], None]
 
 
 def sayer(quiet: bool) -> Say:
@@ -124,6 +129,23 @@ def _trust_line(slug: str, entry: dict) -> str:
     return f"trust {slug}: score {score} ({'flagged' if entry['flagged'] else 'ok'})"
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM interrupts it as Ctrl-C does (finished work is saved)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_pending(
     args: argparse.Namespace,
     loaded: LoadedModel,
@@ -134,19 +156,39 @@ def run_pending(
     say: Say,
     started: float,
     photos: np.ndarray | None = None,
+    produce: Produce | None = None,
+    record: dict | None = None,
 ) -> dict:
     """Run the pending targets chunk by chunk, saving ``results`` after each; the run's record.
 
-    ``photos`` (:func:`maco_tf.runs.trust.load_examples`) adds the trust check to each chunk.
+    Every finished chunk is on disk before the next starts, so Ctrl-C, SIGTERM or ``kill -9``
+    loses at most the chunk in progress and a re-run resumes. Ctrl-C and SIGTERM also record
+    the run as interrupted.
+
+    Parameters
+    ----------
+    args, loaded, plan, pending, results, batch_size, say, started
+        The command's flags, model, plan, the pending targets (indices into ``plan.targets``),
+        its results, the chunk size (``--batch-size``; 0 or None: balanced over ``pending``),
+        progress printer and start time (``time.perf_counter()``).
+    photos
+        Adds the trust check to each chunk of :func:`run_chunk`
+        (:func:`maco_tf.runs.trust.load_examples`).
+    produce
+        What makes a chunk, for a command other than ``visualize`` (``accentuate``); default
+        :func:`run_chunk`.
+    record
+        Extra fields of the run's record (``{"image": ...}``).
 
     Raises
     ------
     RunInterruptedError
-        On Ctrl-C, after saving what was finished.
+        On Ctrl-C or SIGTERM, after saving what was finished.
     """
     distribution = run_settings.distribution(args)
     run = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(record or {}),
         "computed": 0,
         "skipped": len(plan.targets) - len(pending),
         "batch_size": batch_size,
@@ -158,13 +200,19 @@ def run_pending(
     if not args.batch_size:  # balanced over what is left to do (pending is agreed by workers)
         batch_size = run_settings.batch_size(args, len(pending))
         run["batch_size"] = batch_size
-    try:
-        for first in range(0, len(pending), batch_size):
-            chunk = pending[first : first + batch_size]
+    if produce is None:
+
+        def produce(chunk: list[int]) -> None:
             run_chunk(args, loaded, plan, chunk, results, batch_size, say, photos)
-            run["computed"] += len(chunk)
-            run["time_s"] = round(time.perf_counter() - started, 3)
-            results.save()
+
+    try:
+        with _terminate_as_interrupt():
+            for first in range(0, len(pending), batch_size):
+                chunk = pending[first : first + batch_size]
+                produce(chunk)
+                run["computed"] += len(chunk)
+                run["time_s"] = round(time.perf_counter() - started, 3)
+                results.save()
     except KeyboardInterrupt:
         run["interrupted"] = True
         run["time_s"] = round(time.perf_counter() - started, 3)

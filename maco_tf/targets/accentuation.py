@@ -297,6 +297,21 @@ def accentuation_config(config: RunConfig | None = None, **overrides: object) ->
     return run_config(config, **overrides)
 
 
+class _IdentifiedSeeds(SeededSpectrumParameterization):
+    """The seeded parameterization with image ``ids[i]`` starting from ``seeds[i]``."""
+
+    def __init__(self, seeds: np.ndarray, values_range: tuple[float, float], ids: Sequence[int]):
+        super().__init__(seeds, values_range)
+        self._rows = {int(image_id): row for row, image_id in enumerate(ids)}
+        if len(self._rows) != len(self.seeds):
+            raise InvalidSettingError(f"image_ids must be {len(self.seeds)} distinct integers")
+
+    def initial_params(self, seed: int, indices: Sequence[int]) -> np.ndarray:
+        """Parameters of the seeds of the images ``indices`` (ids)."""
+        rows = [self._rows[int(image_id)] for image_id in indices]
+        return self.seed_params(self.seeds[np.asarray(rows, dtype=np.int64)])
+
+
 def accentuate(
     objective: object,
     images: object,
@@ -306,6 +321,7 @@ def accentuate(
     progress: bool = False,
     strategy: tf.distribute.Strategy | None = None,
     cache: LoopCache | None = None,
+    image_ids: Sequence[int] | None = None,
     **overrides: object,
 ) -> Accentuation:
     """Accentuate what drives each objective combination in its seed image.
@@ -326,6 +342,10 @@ def accentuate(
         of width 2); 0: the objective alone, bounded only by the steps.
     progress, strategy, cache
         As for :func:`maco_tf.visualize`.
+    image_ids
+        Identity of each image's random streams (crops, noise), as for
+        :func:`maco_tf.visualize`: the images of a run split in chunks equal those of one call
+        when each chunk passes its images' ids. Default ``0 .. N-1``.
     **overrides
         Settings replacing those of ``config`` (``steps=64``, ``size=448``,
         ``values_range=(0, 255)``, ``seed=3``, ``batch_size=2``...); see
@@ -356,10 +376,9 @@ def accentuate(
     seeds = prepare_seeds(
         compiled.model, images, compiled.nb_combinations, values_range, config.size
     )
-    parameterization = SeededSpectrumParameterization(seeds, values_range)
-    start = parameterization.to_images(
-        tf.constant(parameterization.initial_params(0, range(len(seeds))))
-    ).numpy()
+    ids = range(len(seeds)) if image_ids is None else [int(i) for i in image_ids]
+    parameterization = _IdentifiedSeeds(seeds, values_range, ids)
+    start = parameterization.to_images(tf.constant(parameterization.initial_params(0, ids))).numpy()
     unit = 2.0 / (values_range[1] - values_range[0])  # distances read in a range of width 2
     penalised = with_image_term(compiled, mean_squared_distance, start, -penalty * unit**2)
     run = visualize(
@@ -368,6 +387,7 @@ def accentuate(
         progress=progress,
         strategy=strategy,
         cache=cache,
+        image_ids=None if image_ids is None else list(ids),
     )
     fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(Visualization)}
     fields["settings"] = {**run.settings, "penalty": penalty}
