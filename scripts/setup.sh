@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create (or refresh) the project's virtual environment and install maco_tf with its dev tools.
+# Create (or refresh) the project's virtual environment and install maco_tf with its dev tools
+# and the KerasHub extra (so that tests/test_hub.py runs).
 # Usage: bash scripts/setup.sh            (venv in .venv; MACO_TF_VENV=path to change it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ fi
 stamp="$venv/.maco_tf_setup"
 want="$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-    "$venv/bin/python" -m pip install -q -e ".[dev]"
+    "$venv/bin/python" -m pip install -q -e ".[dev,hub]"
     echo "$want" > "$stamp"
 fi
 # The labelled ImageNet photos of the foolbox wheel (maco_tf.models.zoo.photos): its data files

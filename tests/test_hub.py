@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import shutil
 import sys
 
 import keras
@@ -309,3 +311,22 @@ def test_uncached_preset_offline_is_one_line_and_exit_2(offline, capsys):
 def test_unknown_preset_suggests_close_names():
     with pytest.raises(UnknownModelError, match="hub:resnet_50_imagenet"):
         maco_tf.load_model("hub:resnet_50_imagnet")
+
+
+@needs_hub
+def test_cached_preset_loads_offline(offline, resnet_preset):
+    """A preset in KerasHub's cache (here: the tiny ResNet planted there) needs no network."""
+    from kagglehub.cache import Cache
+    from kagglehub.handle import parse_model_handle
+    from keras_hub.src.utils.preset_utils import BUILTIN_PRESETS
+
+    handle = BUILTIN_PRESETS["resnet_18_imagenet"]["kaggle_handle"].removeprefix("kaggle://")
+    handle = parse_model_handle(handle)
+    cache = Cache()
+    for file in resnet_preset.iterdir():
+        target = cache.get_path(handle, file.name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(file, target)
+        cache.mark_as_complete(handle, file.name)
+    loaded = maco_tf.load_model("hub:resnet_18_imagenet")
+    assert loaded.identity == "hub:resnet_18_imagenet" and loaded.input_size == (SIZE, SIZE)
