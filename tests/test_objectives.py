@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
+import maco_tf
 from maco_tf.core.objectives import (
     callable_key,
     compile_objective,
@@ -44,6 +45,8 @@ def test_multipliers_combine_as_written(tiny_model):
         Objective.neuron(tiny_model, "logits", 1) - Objective.neuron(tiny_model, "logits", 4)
     )
     np.testing.assert_allclose(minus.multipliers, [1, -1])
+    with pytest.raises(maco_tf.InvalidSettingError, match="weights contains NaN or infinite"):
+        compile_objective(a * 1e39)  # finite in float64, infinite in the float32 loop
 
 
 def test_direction_scores_each_crop_alone(tiny_model):

@@ -252,6 +252,19 @@ def test_bad_input_gets_clear_errors(tmp_path, pair, photos):
         load_photos(tmp_path / "missing", SIZE)
 
 
+def test_photos_far_outside_their_range_are_refused(pair, photos, visualizations):
+    _, honest = pair
+    objective = neuron(honest, "unit", 0)
+    vis = visualizations["honest"][:1]
+    with pytest.raises(MetricInputError, match="far outside their range .*photos_range="):
+        trust_check(objective, vis, photos * 1e30, 4, HONEST_LAYERS, RANGE)
+    with pytest.raises(MetricInputError, match="photos hold values from"):
+        trust_check(objective, vis, (photos + 1) * 127.5, 4, HONEST_LAYERS, RANGE)
+    scaled = (photos + 1) * 127.5
+    report = trust_check(objective, vis, scaled, 4, HONEST_LAYERS, RANGE, photos_range=(0, 255))
+    assert np.isfinite(report.scores).all()
+
+
 @pytest.mark.parametrize(
     ("size", "message"),
     [(10**5, "size=100000 is over the limit max_size"), (0, "positive integers"), ("a", "side")],

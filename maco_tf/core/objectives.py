@@ -22,6 +22,8 @@ from xplique.features_visualizations import Objective
 from maco_tf.checks import is_finite_number
 from maco_tf.errors import InvalidSettingError
 
+from maco_tf.checks import as_float32
+
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 #: ``(features of all views, nb_images, nb_views) -> scalar``.
 BatchFn = Callable[[tf.Tensor, int, int], tf.Tensor]
@@ -326,7 +328,7 @@ def compile_objective(objective: object) -> CompiledObjective:
         outputs=tuple(objective.layers),
         funcs=tuple(objective.funcs),
         masks=masks,
-        multipliers=np.asarray(objective.multipliers, dtype=np.float32).reshape(-1),
+        multipliers=as_float32(objective.multipliers, "the objective's weights").reshape(-1),
         names=names,
     )
 

@@ -710,6 +710,26 @@ def _check_photo_memory(count: int, height: int, width: int, limits: Limits) -> 
         )
 
 
+#: Slack, in fractions of a range's width, for values just outside it (resampling overshoot).
+_RANGE_SLACK = 0.1
+
+
+def _check_within(
+    images: np.ndarray, values_range: tuple[float, float] | None, what: str, flag: str
+) -> None:
+    """Refuse images whose values lie far outside their declared range (a wrong range)."""
+    if values_range is None:
+        return
+    low, high = values_range
+    slack = _RANGE_SLACK * (high - low)
+    smallest, largest = float(images.min()), float(images.max())
+    if smallest < low - slack or largest > high + slack:
+        raise MetricInputError(
+            f"{what} hold values from {smallest:.4g} to {largest:.4g}, far outside their range "
+            f"({low:g}, {high:g}); give their range with {flag}= or rescale them"
+        )
+
+
 def trust_check(
     objective: object,
     visualizations: ImagesLike,
@@ -758,6 +778,12 @@ def trust_check(
     -------
     report
         A :class:`TrustReport` named after the objective's combinations.
+
+    Raises
+    ------
+    MetricInputError
+        For bad images or settings, including photos whose values lie far outside their range
+        (more than a tenth of its width beyond it).
     """
     compiled = compile_objective(objective)
     model = compiled.model
@@ -782,6 +808,7 @@ def trust_check(
     target = _model_range(None, model_range, vis_range)
     vis_range = vis_range or target
     pool_range = pool_range or vis_range
+    _check_within(pool, pool_range, "photos", "photos_range")
     paths, tensors = _resolve_layers(model, layers, max_layers)
     vis_features = _features(vis, model, tensors, (vis_range, target), batch_size)
     nb_outputs = len(compiled.outputs)
