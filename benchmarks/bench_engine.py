@@ -1,5 +1,8 @@
 """Engine speed and memory: maco_tf.maco vs Xplique's maco vs the bare model (the floor).
 
+It also times ``maco_tf.optimize`` against Xplique's ``optimize`` (the Fourier visualizer) at
+Xplique's defaults (standard transformations, no regulariser), side by side in the same rounds.
+
 All timings come from one process, interleaved in rounds (median per variant), on the same
 model, crops and image size, so the printed *ratios* hold on a noisy machine. Peak memory is
 measured per variant in a fresh subprocess (peak RSS on CPU, TensorFlow's peak on GPU).
@@ -7,6 +10,7 @@ measured per variant in a fresh subprocess (peak RSS on CPU, TensorFlow's peak o
     python benchmarks/bench_engine.py                      # EfficientNet-Lite0, 16 crops, 512²
     python benchmarks/bench_engine.py --steps 6 --rounds 2  # quicker
     python benchmarks/bench_engine.py --objectives 1,4,8     # per-image cost vs batch size
+    python benchmarks/bench_engine.py --optimize-only --size 256 --steps 4 --rounds 2
 """
 
 from __future__ import annotations
@@ -88,6 +92,50 @@ def time_ours(
         cache=cache,
     )
     return time.perf_counter() - start
+
+
+def time_optimize(model, objective_cls, args, steps, ours):
+    """One run of ``optimize`` (maco_tf's or Xplique's) at Xplique's defaults, image ``--size``."""
+    if ours:
+        from maco_tf import optimize
+
+        extra = {"seed": 0}
+    else:
+        from xplique.features_visualizations import optimize
+
+        extra = {}
+    objective = objective_for(model, objective_cls, 1)
+    start = time.perf_counter()
+    optimize(
+        objective,
+        nb_steps=steps,
+        custom_shape=(args.size, args.size),
+        values_range=(0, 255),
+        **extra,
+    )
+    return time.perf_counter() - start
+
+
+def optimize_row(model, objective_cls, args):
+    """Per-step time of both ``optimize``, interleaved in rounds, and their paired ratio."""
+    samples = {"xplique.optimize": [], "maco_tf.optimize": []}
+    for _ in range(args.rounds):
+        for name in samples:
+            ours = name.startswith("maco_tf")
+            samples[name].append(
+                per_step(
+                    lambda s, o=ours: time_optimize(model, objective_cls, args, s, o), args.steps
+                )
+            )
+    ratio = statistics.median(
+        a / b for a, b in zip(samples["maco_tf.optimize"], samples["xplique.optimize"], strict=True)
+    )
+    print(f"\n{'optimize (Xplique defaults)':28s} {'s/step':>8s} {'min':>8s}")
+    for name, values in samples.items():
+        print(f"{name:28s} {statistics.median(values):8.3f} {min(values):8.3f}")
+    print(
+        f"maco_tf.optimize / xplique.optimize step time: {ratio:.3f} (median of per-round ratios)"
+    )
 
 
 def make_floor(model, args, sequential=False):
@@ -175,6 +223,9 @@ def main():
     parser.add_argument(
         "--no-jit", action="store_true", help="skip the XLA variant (slow on a CPU)"
     )
+    parser.add_argument(
+        "--optimize-only", action="store_true", help="only the optimize row (quick)"
+    )
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -188,6 +239,9 @@ def main():
         f"{device}; TF {tf.__version__}; EfficientNet-Lite0, {args.crops} crops, "
         f"{args.size}x{args.size} image, {args.steps} steps x {args.rounds} rounds"
     )
+    optimize_row(model, objective_cls, args)
+    if args.optimize_only:
+        return
     floor = make_floor(model, args)
     floor_sequential = make_floor(model, args, sequential=True)
     trivial = trivial_model()

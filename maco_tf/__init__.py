@@ -26,7 +26,7 @@ from maco_tf.version import __version__
 _EXPORTS = {
     "maco_tf.core.callbacks": ("Callback", "Progress"),
     "maco_tf.core.config": ("EngineConfig", "RunConfig"),
-    "maco_tf.core.dropin": ("fourier", "maco", "pixel"),
+    "maco_tf.core.dropin": ("EagerFallbackWarning", "fourier", "maco", "optimize", "pixel"),
     "maco_tf.core.limits": ("Limits",),
     "maco_tf.core.parameterization": (
         "FourierParameterization",
