@@ -13,11 +13,17 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
-def build_tiny_cnn(size: int = 32, channels: int = 3, seed: int = 0) -> keras.Model:
-    """A small random CNN with named layers, for fast engine tests."""
+def build_tiny_cnn(
+    size: int = 32, channels: int = 3, seed: int = 0, rescale: bool = False
+) -> keras.Model:
+    """A small random CNN with named layers, for fast engine tests.
+
+    ``rescale``: a ``Rescaling(1/255)`` first, so that its input range (0-255) is inferred.
+    """
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((size, size, channels), name="image")
-    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(inputs)
+    x = keras.layers.Rescaling(1 / 255, name="scale")(inputs) if rescale else inputs
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv1")(x)
     x = keras.layers.Activation("relu", name="relu1")(x)
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv2")(x)
     x = keras.layers.Activation("tanh", name="act2")(x)
@@ -36,7 +42,7 @@ def tiny_model() -> keras.Model:
 def tiny_file(tmp_path_factory) -> Path:
     """The tiny CNN saved as ``tiny.keras``, for the command line."""
     path = tmp_path_factory.mktemp("models") / "tiny.keras"
-    build_tiny_cnn(size=32).save(path)
+    build_tiny_cnn(size=32, rescale=True).save(path)
     return path
 
 

@@ -34,7 +34,8 @@ def relu_classifier(path: Path) -> Path:
     """Conv-ReLU-Conv-ReLU-GAP-Dense(4): non-negative latents, as CRAFT needs."""
     keras.utils.set_random_seed(0)
     inputs = keras.Input((32, 32, 3), name="image")
-    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Rescaling(1 / 255, name="scale")(inputs)  # input range inferred: 0-255
+    x = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name="conv1")(x)
     x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="conv2")(x)
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     keras.Model(inputs, keras.layers.Dense(4, name="logits")(x), name="relu4").save(path)

@@ -26,7 +26,8 @@ def nested_file(tmp_path_factory) -> Path:
     x = keras.layers.Conv2D(6, 3, padding="same", name="inner_conv")(inner_in)
     backbone = keras.Model(inner_in, keras.layers.ReLU(name="inner_relu")(x), name="backbone")
     inputs = keras.Input((32, 32, 3))
-    x = keras.layers.GlobalAveragePooling2D()(backbone(inputs))
+    scaled = keras.layers.Rescaling(1 / 255)(inputs)  # input range inferred: 0-255
+    x = keras.layers.GlobalAveragePooling2D()(backbone(scaled))
     model = keras.Model(inputs, keras.layers.Dense(4, name="logits")(x))
     path = tmp_path_factory.mktemp("models") / "nested.keras"
     model.save(path)
@@ -466,7 +467,7 @@ def test_degenerate_direction_files_are_refused(tmp_path, tiny_file, capsys, vec
 
 def test_grayscale_model_with_maco_points_to_a_flag(tmp_path, capsys):
     path = tmp_path / "gray.keras"
-    build_tiny_cnn(size=32, channels=1).save(path)
+    build_tiny_cnn(size=32, channels=1, rescale=True).save(path)
     argv = ["visualize", "--model", str(path), "--layer", "conv1", "--channel", "0", *FAST]
     assert main([*argv, "--size", "32", "--out", str(tmp_path / "o")]) == 2
     assert "use --method fourier" in capsys.readouterr().err

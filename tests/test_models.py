@@ -5,6 +5,7 @@ import pytest
 import maco_tf
 from maco_tf import targets
 from maco_tf.errors import IncompatibleModelError
+from maco_tf.models.contract import ModelContractError
 from maco_tf.models.loading import (
     ImageNetPreprocessing,
     ModelLoadError,
@@ -33,9 +34,10 @@ def test_keras_file_with_softmax_dense_gives_logits(tmp_path):
     original = _softmax_dense_model()
     path = tmp_path / "probs.keras"
     original.save(path)
-    loaded = load_model(str(path))
+    loaded = load_model(str(path), values_range=(0, 255))
     assert loaded.source == "file" and loaded.name == "probs"
     assert loaded.values_range == (0.0, 255.0) and loaded.input_size == (16, 16)
+    assert loaded.range_reason == "--values-range / values_range="
     assert loaded.logits_layer == "probs_logits" and loaded.class_names is None
     assert "softmax" in loaded.notes[0]
     x = _images(16, high=1.0)
@@ -58,9 +60,18 @@ def test_h5_file_with_separate_softmax_layer(tmp_path):
 
 def test_plain_keras_file_keeps_its_last_layer(tmp_path):
     path = tmp_path / "tiny.keras"
-    build_tiny_cnn().save(path)
+    build_tiny_cnn(rescale=True).save(path)
     loaded = load_model(str(path))
     assert loaded.logits_layer == "logits" and loaded.notes == ()
+    assert loaded.values_range == (0.0, 255.0) and "Rescaling" in loaded.range_reason
+
+
+def test_keras_file_of_unknown_range_asks_for_it(tmp_path):
+    path = tmp_path / "tiny.keras"
+    build_tiny_cnn().save(path)
+    with pytest.raises(ModelContractError, match="--values-range LOW,HIGH .*values_range="):
+        load_model(str(path))
+    assert load_model(str(path), values_range=(0, 1)).values_range == (0.0, 1.0)
 
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
@@ -148,7 +159,9 @@ def test_savedmodel_wrapped_for_logits(tmp_path):
     model = build_tiny_cnn(size=24)
     path = tmp_path / "exported"
     model.export(str(path), verbose=False)
-    loaded = load_model(str(path))
+    with pytest.raises(ModelContractError):  # a SavedModel says nothing of its range
+        load_model(str(path))
+    loaded = load_model(str(path), values_range=(0, 255))
     assert loaded.source == "savedmodel" and loaded.logits_layer == "logits"
     assert loaded.input_size == (24, 24)
     x = _images(24)
@@ -160,7 +173,7 @@ def test_savedmodel_wrapped_for_logits(tmp_path):
     assert result.images.shape == (2, 24, 24, 3) and not result.dead.any()
 
 
-def test_savedmodel_with_dynamic_size_is_refused(tmp_path):
+def test_savedmodel_with_dynamic_size_is_closed(tmp_path):
     import tensorflow as tf
 
     class Dynamic(tf.Module):
@@ -171,8 +184,9 @@ def test_savedmodel_with_dynamic_size_is_refused(tmp_path):
     path = tmp_path / "dynamic"
     module = Dynamic()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-    with pytest.raises(IncompatibleModelError, match="fixed image size"):
-        load_model(str(path))
+    loaded = load_model(str(path), values_range=(0, 1), input_size=20)
+    assert loaded.input_size == (20, 20)
+    assert loaded.model(np.ones((1, 20, 20, 3), "float32"))[0].shape == (3,)
 
 
 @pytest.mark.slow
@@ -191,3 +205,167 @@ def test_lite1_is_a_zoo_model(name):
     assert loaded.input_size == (240, 240) and loaded.values_range == (0.0, 255.0)
     assert loaded.logits_layer == "logits" and len(loaded.class_names) == 1000
     assert "efficientnet-lite1" in known_model_names()
+
+
+# ------------------------------------------------------------- your own model (issue 21)
+
+CUSTOM_MODULE = """
+import keras
+
+
+class Sub(keras.Model):
+    def __init__(self, classes=3, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+        self.scale = keras.layers.Rescaling(1 / 255, name="scale")
+        self.conv = keras.layers.Conv2D(4, 3, name="conv")
+        self.pool = keras.layers.GlobalAveragePooling2D(name="pool")
+        self.head = keras.layers.Dense(classes, name="head")
+
+    def call(self, x):
+        return self.head(self.pool(keras.ops.relu(self.conv(self.scale(x)))))
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+"""
+
+
+def _subclassed(tmp_path):
+    from maco_tf.models.custom import custom_objects
+
+    module = tmp_path / "custom_layers.py"
+    module.write_text(CUSTOM_MODULE)
+    objects = custom_objects(module)
+    assert list(objects) == ["Sub"]
+    model = objects["Sub"](name="sub")
+    model(np.zeros((1, 16, 16, 3), "float32"))
+    return model, module
+
+
+def test_in_memory_model_is_loaded_with_its_contract():
+    model = build_tiny_cnn(size=16, rescale=True)
+    loaded = maco_tf.load_model(model)
+    assert loaded.source == "memory" and loaded.values_range == (0.0, 255.0)
+    assert loaded.model is model and loaded.input_size == (16, 16)
+    assert loaded.identity == maco_tf.load_model(model).identity
+    other = build_tiny_cnn(size=16, rescale=True, seed=5)
+    assert maco_tf.load_model(other).identity != loaded.identity
+
+
+def test_open_input_size_is_closed(tmp_path):
+    inputs = keras.Input((None, None, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(x))
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    path = tmp_path / "open.keras"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.input_size == (224, 224) and "closed at 224x224" in loaded.notes[0]
+    small = load_model(path, input_size=24)
+    assert small.input_size == (24, 24)
+    objective = targets.channel(small.model, "conv", [0])
+    result = maco_tf.visualize(objective, steps=2, crops=1, size=None, values_range=(0, 255))
+    assert result.images.shape == (1, 24, 24, 3)
+
+
+def test_subclassed_model_in_memory_is_traced_with_reachable_layers(tmp_path):
+    model, _ = _subclassed(tmp_path)
+    loaded = maco_tf.load_model(model)
+    assert loaded.values_range == (0.0, 255.0) and "Rescaling" in loaded.range_reason
+    assert [layer.name for layer in loaded.model.layers][1:] == ["scale", "conv", "pool", "head"]
+    x = _images(16)
+    np.testing.assert_allclose(np.asarray(loaded.model(x)), np.asarray(model(x)), atol=1e-5)
+    objective = targets.class_logits(model, [0, 2])  # traced too, no layer: the output
+    result = maco_tf.visualize(objective, steps=2, crops=1, size=None, values_range=(0, 255))
+    assert result.images.shape == (2, 16, 16, 3)
+    assert targets.channel(model, "conv", [1]).layers[0] is not None
+
+
+def test_subclassed_model_that_cannot_be_traced_says_why(tmp_path):
+    import tensorflow as tf
+
+    class Opaque(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.head = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.head(tf.reduce_mean(x, axis=(1, 2)))
+
+    model = Opaque(name="opaque")
+    model(np.zeros((1, 8, 8, 3), "float32"))
+    with pytest.raises(IncompatibleModelError, match="cannot be traced.*expose the layer"):
+        maco_tf.load_model(model, values_range=(0, 1))
+    with pytest.raises(IncompatibleModelError, match="never built"):
+        maco_tf.load_model(Opaque(name="unbuilt"), values_range=(0, 1))
+
+
+def test_custom_classes_of_a_file_come_from_custom_objects(tmp_path):
+    import sys
+
+    model, module = _subclassed(tmp_path)
+    path = tmp_path / "sub.keras"
+    model.save(path)
+    sys.modules.pop(type(model).__module__)  # as in a new process: the class is unknown
+    with pytest.raises(ModelLoadError, match="'Sub'.*--custom-objects module.py"):
+        load_model(path)
+    loaded = load_model(path, custom_objects=module)
+    assert loaded.values_range == (0.0, 255.0) and "conv" in [x.name for x in loaded.model.layers]
+    with pytest.raises(maco_tf.MacoError, match="custom-objects .* not found"):
+        load_model(path, custom_objects=tmp_path / "absent.py")
+
+
+def _two_outputs() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(x))
+    first = keras.layers.Dense(3, name="first")(x)
+    second = keras.layers.Dense(5, activation="softmax", name="second")(x)
+    return keras.Model(inputs, [first, second], name="two")
+
+
+def test_multi_output_uses_the_first_or_the_named_output():
+    loaded = load_model(_two_outputs())
+    assert loaded.logits_layer == "first" and "--output NAME" in loaded.notes[0]
+    second = load_model(_two_outputs(), output="second")
+    assert second.logits_layer == "second_logits" and second.model.outputs[0].shape[-1] == 5
+    with pytest.raises(IncompatibleModelError, match="no output 'secnd'.*did you mean: second"):
+        load_model(_two_outputs(), output="secnd")
+
+
+def test_multi_input_is_refused_clearly():
+    a, b = keras.Input((16, 16, 3), name="a"), keras.Input((4,), name="b")
+    x = keras.layers.GlobalAveragePooling2D()(a)
+    model = keras.Model([a, b], keras.layers.Dense(2)(keras.layers.Concatenate()([x, b])))
+    with pytest.raises(IncompatibleModelError, match="2 inputs .*single image input"):
+        load_model(model, values_range=(0, 1))
+
+
+def test_class_logits_without_layer_takes_the_pre_softmax_output():
+    model = _softmax_dense_model()
+    with pytest.warns(UserWarning, match="softmax of 'probs' removed"):
+        objective = targets.class_logits(model, [1])
+    assert objective.layers[0].shape[-1] == 6
+    with pytest.warns(UserWarning, match="softmax"):
+        targets.class_logits(model, [1], layer="probs")
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Dense(4, name="scores")(keras.layers.GlobalAveragePooling2D()(inputs))
+    separate = keras.Model(inputs, keras.layers.Activation("softmax", name="act")(x))
+    with pytest.warns(UserWarning, match="classes use 'scores'"):
+        assert targets.class_logits(separate, 0).names[0] == ["Neuron#scores_0"]
+
+
+def test_unknown_logits_layer_suggests_paths_and_the_output():
+    with pytest.raises(maco_tf.MacoError, match="did you mean.*omit layer= .*'probs'"):
+        targets.class_logits(_softmax_dense_model(), 1, layer="prob")
+
+
+def test_offline_application_is_one_line_naming_what_to_do(monkeypatch):
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None")
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
+    with pytest.raises(ModelLoadError) as info:
+        load_model("MobileNetV2")
+    assert "could not download" in str(info.value) and "--model" in str(info.value)
+    assert "\n" not in str(info.value)

@@ -7,19 +7,27 @@ them into one line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
 from maco_tf.models import loading as models
+from maco_tf.models.contract import ModelContractError
 from maco_tf.models.layers import find_layer, layer_paths
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, plan_classes, plan_layer
 from maco_tf.runs.results import RESULTS_FILE, open_results
 from maco_tf.runs.running import run_pending, sayer
-from maco_tf.runs.startup import agreed_pending, load_model, set_up_distribution, writable
+from maco_tf.runs.startup import (
+    agreed_pending,
+    load_model,
+    model_options,
+    set_up_distribution,
+    writable,
+)
 from maco_tf.runs.trust import load_examples
 
 __all__ = ["EXIT_OK", "layers", "plan", "visualize"]
@@ -81,8 +89,17 @@ def visualize(args: argparse.Namespace) -> int:
 
 
 def layers(args: argparse.Namespace) -> int:
-    """``maco-tf layers``: print each layer path of the model and its output shape; 0."""
-    loaded = models.load_model(args.model, values_range=args.values_range)
+    """``maco-tf layers``: print each layer path of the model and its output shape; 0.
+
+    The input range is said first; one that cannot be inferred is said, not refused (listing
+    layers does not need it).
+    """
+    try:
+        loaded = models.load_model(args.model, **model_options(args))
+        print(loaded.describe_range(), file=sys.stderr)
+    except ModelContractError as exc:
+        print(f"note: {exc}", file=sys.stderr)
+        loaded = models.load_model(args.model, **{**model_options(args), "values_range": (0, 1)})
     for path in layer_paths(loaded.model):
         layer = find_layer(loaded.model, path)[-1]
         try:

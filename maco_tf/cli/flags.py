@@ -31,7 +31,11 @@ Flags = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
 def add_model_arguments(parser: Flags) -> None:
-    """``--model`` and ``--values-range`` (``visualize``, ``layers``, ``atlas``)."""
+    """``--model`` and how to read it (``visualize``, ``layers``, ``atlas``, ``accentuate``).
+
+    ``--values-range``, ``--input-size``, ``--custom-objects`` and ``--output``: the arguments
+    of the same names of :func:`maco_tf.load_model`.
+    """
     parser.add_argument(
         "--model",
         default=None,
@@ -44,7 +48,28 @@ def add_model_arguments(parser: Flags) -> None:
         type=values_range,
         default=None,
         metavar="LOW,HIGH",
-        help="input range the model expects (default: the model's own; (0, 255) for files)",
+        help="input range the model expects; wins over the inferred one (default: inferred "
+        "from the keras.applications model it is or the preprocessing layer at its input)",
+    )
+    parser.add_argument(
+        "--input-size",
+        type=positive_int(1),
+        default=None,
+        metavar="N",
+        help="build the model on an N x N input (default: its own; for an open input the size "
+        "its family was trained at, else 224)",
+    )
+    parser.add_argument(
+        "--custom-objects",
+        default=None,
+        metavar="MODULE.py",
+        help="Python file defining the custom layers or model classes a .keras file uses",
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        metavar="NAME",
+        help="for a model with several outputs, the one to use (default: the first)",
     )
 
 

@@ -13,6 +13,7 @@ Keras 3 forbids ``/`` in layer names, so the separator is unambiguous.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterator
 
@@ -88,8 +89,9 @@ def _model_inputs(model: keras.Model) -> list:
         inputs = None
     if not inputs:
         raise IncompatibleModelError(
-            f"model {model.name!r} has no defined inputs (is it a Sequential model without "
-            f"keras.Input?); build it on an input, e.g. keras.Input((224, 224, 3))"
+            f"model {model.name!r} has no defined inputs (a subclassed model, or a Sequential "
+            f"model without keras.Input?); give maco_tf.load_model(model).model, which traces "
+            f"it, or build it on an input, e.g. keras.Input((224, 224, 3))"
         )
     return list(inputs)
 
@@ -101,6 +103,8 @@ def _unknown(model: keras.Model, root: keras.Model, name: str, path: str) -> Unk
         where += f" (in path {path!r})"
     candidates = layer_paths(root)
     suggestions = list(dict.fromkeys(suggest(path, candidates) + suggest(name, candidates)))
+    if not suggestions:  # nothing close: the least far names rather than none
+        suggestions = difflib.get_close_matches(path, candidates, n=3, cutoff=0.3)
     suggestions = suggestions[:5]
     return UnknownLayerError(f"unknown layer {name!r} in {where}{format_suggestions(suggestions)}")
 

@@ -9,27 +9,34 @@ Sources, tried in this order:
 * ``None`` or ``"efficientnet-lite0"``: the bundled EfficientNet-Lite0 (offline, ImageNet
   weights, RGB ``[0, 255]`` at 224 px, logits layer ``"logits"``); ``"efficientnet-lite1"``:
   the bundled EfficientNet-Lite1 (the same at 240 px). ``-`` and ``_`` are interchangeable.
-* An existing path: a ``.keras`` / ``.h5`` / ``.hdf5`` file (``keras.models.load_model``), or a
-  TensorFlow SavedModel folder (wrapped with ``keras.layers.TFSMLayer``: only the model's output
-  can be targeted, and its serving signature must have a fixed image size).
-  For files the value range defaults to ``(0, 255)``; pass ``values_range`` (command line:
-  ``--values-range LOW,HIGH``) when the model expects something else. A final softmax is
-  removed so that class objectives maximise logits.
+* A Keras model in memory (functional, Sequential, or subclassed: traced into a functional
+  graph on a ``keras.Input``, see :func:`maco_tf.models.graphs.as_functional`).
+* An existing path: a ``.keras`` / ``.h5`` / ``.hdf5`` file (``keras.models.load_model``,
+  with ``custom_objects``: command line ``--custom-objects module.py``), or a TensorFlow
+  SavedModel folder (wrapped with ``keras.layers.TFSMLayer``: only the model's output can be
+  targeted, and its serving signature must have a fixed image size).
 * A ``keras.applications`` name, case, ``-`` and ``_`` insensitive (``MobileNetV2``,
   ``mobilenet_v2``, ``resnet50``). ``weights="imagenet"`` makes Keras download the weights to
   ``~/.keras/models`` on first use (network needed once); ``weights=None`` builds a random
-  model. The classifier is built without softmax, and each application's preprocessing is
-  honoured: MobileNet/MobileNetV2/ResNet*V2/Inception/Xception/NASNet take ``[-1, 1]``;
-  EfficientNet/EfficientNetV2/ConvNeXt/MobileNetV3 take RGB ``[0, 255]`` (they normalise
-  inside); VGG/ResNet (caffe: BGR, mean-subtracted) and DenseNet (torch: ImageNet mean/std)
-  get their preprocessing as a first layer, so the model takes RGB ``[0, 255]``.
+  model, without softmax.
 * ``hub:PRESET`` or an in-memory KerasHub model: see :mod:`maco_tf.models.hub` (optional
   extra ``maco_tf[hub]``).
+
+For models in memory and files, the input contract is inferred
+(:func:`maco_tf.models.contract.infer_contract`: the ``keras.applications`` model it is, or
+the preprocessing layer at its input), else :class:`~maco_tf.models.contract.ModelContractError`
+asks for ``values_range``; an explicit ``values_range`` always wins. VGG/ResNet (caffe) and
+DenseNet (torch) get their preprocessing as a first layer, so that they take RGB ``[0, 255]``.
+Then: one image input (several are refused), one output (the first, or ``output``), an open
+``(None, None, C)`` input closed at ``input_size`` (else the size its family was trained at,
+else 224), and a final softmax removed (:func:`maco_tf.models.logits.strip_softmax`) so that
+class objectives maximise logits.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 import zipfile
@@ -41,7 +48,22 @@ import keras
 
 from maco_tf.checks import check_values_range
 from maco_tf.errors import IncompatibleModelError, MacoError, format_suggestions, suggest
-from maco_tf.models.layers import is_softmax_activation, is_softmax_layer
+from maco_tf.models.applications import (
+    APPLICATIONS,
+    PREPROCESSING_RANGES,
+    Application,
+    ImageNetPreprocessing,
+)
+from maco_tf.models.contract import InputContract, explicit_contract, infer_contract
+from maco_tf.models.custom import custom_objects as read_custom_objects
+from maco_tf.models.graphs import (
+    DEFAULT_INPUT_SIZE,
+    as_functional,
+    open_input,
+    rebuild_on_input,
+    single_image_model,
+)
+from maco_tf.models.logits import strip_softmax
 from maco_tf.models.zoo import (
     EFFICIENTNET_LITE_VARIANTS,
     ImageNetClasses,
@@ -50,7 +72,6 @@ from maco_tf.models.zoo import (
 
 __all__ = [
     "APPLICATIONS",
-    "DEFAULT_FILE_VALUES_RANGE",
     "ZOO_NAME",
     "ZOO_NAMES",
     "ImageNetPreprocessing",
@@ -65,13 +86,8 @@ __all__ = [
 ZOO_NAME = "efficientnet-lite0"
 #: Names of the offline zoo models, the default first.
 ZOO_NAMES = tuple(name.replace("_", "-") for name in EFFICIENTNET_LITE_VARIANTS)
-#: Input range assumed for models loaded from a file or folder (override with values_range).
-DEFAULT_FILE_VALUES_RANGE = (0.0, 255.0)
 
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
-_IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
-_IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
 
 class UnknownModelError(MacoError):
@@ -79,7 +95,7 @@ class UnknownModelError(MacoError):
 
 
 class ModelLoadError(MacoError):
-    """A model file or folder is missing, unreadable or not usable."""
+    """A model file or folder is missing, unreadable or not usable, or weights cannot be had."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +123,9 @@ class LoadedModel:
         time): equal identities give equal images for equal settings.
     notes
         Changes made to the model while loading (softmax removed, output chosen...).
+    range_reason
+        Why ``values_range`` is believed (``"keras.applications ResNet50V2"``,
+        ``"--values-range / values_range="``...).
     """
 
     model: keras.Model
@@ -118,81 +137,16 @@ class LoadedModel:
     source: str = "zoo"
     identity: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    range_reason: str = ""
 
-
-# --------------------------------------------------------------------- preprocessing layer
-
-
-@keras.saving.register_keras_serializable(package="maco_tf")
-class ImageNetPreprocessing(keras.layers.Layer):
-    """RGB ``[0, 255]`` to the input a Keras application expects (``"caffe"`` or ``"torch"``).
-
-    ``"caffe"``: RGB to BGR, minus the ImageNet BGR mean (VGG, ResNet).
-    ``"torch"``: scaled to ``[0, 1]``, minus mean, divided by std per channel (DenseNet).
-
-    Parameters
-    ----------
-    mode
-        ``"caffe"`` or ``"torch"``.
-    """
-
-    def __init__(self, mode: str = "caffe", **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        if mode not in ("caffe", "torch"):
-            raise ValueError(f"mode must be 'caffe' or 'torch', got {mode!r}")
-        self.mode = mode
-
-    def call(self, inputs):  # noqa: D102
-        x = keras.ops.cast(inputs, self.compute_dtype)
-        if self.mode == "caffe":
-            return keras.ops.flip(x, axis=-1) - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR)
-        mean = keras.ops.convert_to_tensor(_IMAGENET_MEAN_RGB)
-        std = keras.ops.convert_to_tensor(_IMAGENET_STD_RGB)
-        return (x / 255.0 - mean) / std
-
-    def compute_output_shape(self, input_shape):  # noqa: D102
-        return input_shape
-
-    def get_config(self) -> dict:  # noqa: D102
-        return {**super().get_config(), "mode": self.mode}
+    def describe_range(self) -> str:
+        """One line: ``input range [-1, 1]: keras.applications ResNet50V2``."""
+        low, high = self.values_range
+        reason = f": {self.range_reason}" if self.range_reason else ""
+        return f"input range [{low:g}, {high:g}]{reason}"
 
 
 # ------------------------------------------------------------------ keras.applications
-
-
-@dataclass(frozen=True)
-class _Application:
-    """How to build one ``keras.applications`` model and feed it."""
-
-    constructor: str
-    preprocessing: str  # "tf" ([-1, 1]), "raw" ([0, 255] inside), "caffe", "torch"
-    input_size: int = 224
-
-
-def _family(names: Sequence[str], preprocessing: str, size: int = 224) -> dict[str, _Application]:
-    return {name: _Application(name, preprocessing, size) for name in names}
-
-
-#: Known ``keras.applications`` constructors and their input convention.
-APPLICATIONS: Mapping[str, _Application] = {
-    **_family(["Xception", "InceptionV3", "InceptionResNetV2"], "tf", 299),
-    **_family(["MobileNet", "MobileNetV2", "ResNet50V2", "ResNet101V2", "ResNet152V2"], "tf"),
-    **_family(["NASNetMobile"], "tf"),
-    **_family(["NASNetLarge"], "tf", 331),
-    **_family(["VGG16", "VGG19", "ResNet50", "ResNet101", "ResNet152"], "caffe"),
-    **_family(["DenseNet121", "DenseNet169", "DenseNet201"], "torch"),
-    **_family([f"EfficientNetB{i}" for i in range(8)], "raw"),
-    **_family([f"EfficientNetV2{v}" for v in ("B0", "B1", "B2", "B3", "S", "M", "L")], "raw"),
-    **_family([f"ConvNeXt{v}" for v in ("Tiny", "Small", "Base", "Large", "XLarge")], "raw"),
-    **_family(["MobileNetV3Small", "MobileNetV3Large"], "raw"),
-}
-
-_VALUES_RANGES = {
-    "tf": (-1.0, 1.0),
-    "raw": (0.0, 255.0),
-    "caffe": (0.0, 255.0),
-    "torch": (0.0, 255.0),
-}
 
 
 def _normalize(name: str) -> str:
@@ -205,44 +159,56 @@ def known_model_names() -> list[str]:
 
 
 def _build_application(
-    app: _Application, weights: str | None, kwargs: Mapping[str, object]
+    app: Application, weights: str | None, kwargs: Mapping[str, object], input_size: int | None
 ) -> keras.Model:
     constructor = getattr(keras.applications, app.constructor)
     options = {"weights": weights, "classifier_activation": None, **kwargs}
+    side = input_size or app.input_size
+    shape = tuple(options.pop("input_shape", None) or (side, side, 3))
     if app.preprocessing in ("caffe", "torch"):
-        shape = tuple(options.pop("input_shape", None) or (app.input_size, app.input_size, 3))
         inputs = keras.Input(shape, name="image")
         preprocessed = ImageNetPreprocessing(app.preprocessing, name="imagenet_preprocessing")(
             inputs
         )
         return constructor(input_tensor=preprocessed, **options)
-    return constructor(**options)
+    return constructor(input_shape=shape, **options)
+
+
+def _application_error(app: Application, weights: str | None, exc: Exception) -> ModelLoadError:
+    text = str(exc)
+    if weights == "imagenet" and ("URL fetch failure" in text or isinstance(exc, OSError)):
+        return ModelLoadError(
+            f"could not download the ImageNet weights of keras.applications.{app.constructor} "
+            f"(no network?): connect once (Keras keeps them in ~/.keras/models), or give --model "
+            f"a saved .keras file or efficientnet-lite0 (offline)"
+        )
+    return ModelLoadError(
+        f"could not build keras.applications.{app.constructor}: {_first_line(exc)}; check "
+        f"--input-size (Python: input_size=, application_kwargs=)"
+    )
 
 
 def _load_application(
-    app: _Application, weights: str | None, kwargs: Mapping[str, object]
+    app: Application, weights: str | None, kwargs: Mapping[str, object], input_size: int | None
 ) -> LoadedModel:
     try:
-        model = _build_application(app, weights, kwargs)
-    except (OSError, ValueError) as exc:
-        hint = ""
-        if weights == "imagenet":
-            hint = " (the ImageNet weights are downloaded by Keras on first use: is there network?)"
-        raise ModelLoadError(
-            f"could not build keras.applications.{app.constructor}{hint}: {_first_line(exc)}"
-        ) from exc
+        model = _build_application(app, weights, kwargs, input_size)
+    except Exception as exc:  # Keras raises a bare Exception when a download fails
+        raise _application_error(app, weights, exc) from exc
     height, width = _input_size(model)
     logits = model.layers[-1].name
     classes = get_imagenet_classes() if _output_units(model) == 1000 else None
+    options = {**kwargs, **({"input_size": input_size} if input_size else {})}
     return LoadedModel(
         model=model,
         name=model.name,
-        values_range=_VALUES_RANGES[app.preprocessing],
+        values_range=PREPROCESSING_RANGES[app.preprocessing],
         input_size=(height, width),
         logits_layer=logits,
         class_names=classes,
         source="keras.applications",
-        identity=f"keras.applications.{app.constructor}(weights={weights}, {dict(kwargs)})",
+        identity=f"keras.applications.{app.constructor}(weights={weights}, {options})",
+        range_reason=f"keras.applications {app.constructor}",
     )
 
 
@@ -275,26 +241,6 @@ def _output_units(model: keras.Model) -> int | None:
     return int(shape[-1]) if len(shape) == 2 and shape[-1] is not None else None
 
 
-def _strip_softmax(model: keras.Model) -> tuple[keras.Model, str, tuple[str, ...]]:
-    """Model whose last layer gives logits, its logits layer, and notes of what changed."""
-    last = model.layers[-1]
-    if is_softmax_layer(last):
-        previous = last.input._keras_history[0] if hasattr(last.input, "_keras_history") else None
-        if previous is not None and previous in model.layers:
-            note = f"final softmax layer {last.name!r} skipped: classes use {previous.name!r}"
-            return model, previous.name, (note,)
-    if isinstance(last, keras.layers.Dense) and is_softmax_activation(last.activation):
-        config = {**last.get_config(), "activation": "linear", "name": f"{last.name}_logits"}
-        linear = keras.layers.Dense.from_config(config)
-        logits = linear(last.input)
-        linear.set_weights(last.get_weights())
-        inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
-        rebuilt = keras.Model(inputs, logits, name=model.name)
-        note = f"softmax of {last.name!r} removed: classes use the linear layer {linear.name!r}"
-        return rebuilt, linear.name, (note,)
-    return model, last.name, ()
-
-
 def _file_identity(path: Path) -> str:
     stat = path.stat()
     if path.is_dir():
@@ -318,14 +264,22 @@ def _check_container(path: Path) -> None:
                 )
 
 
-def _load_keras_file(path: Path) -> keras.Model:
+def _load_keras_file(path: Path, objects: Mapping[str, object]) -> keras.Model:
     _check_container(path)
     try:
-        return keras.models.load_model(path, compile=False)
+        return keras.models.load_model(path, compile=False, custom_objects=dict(objects) or None)
     except Exception as exc:  # any failure to read a user file is a user-facing error
+        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", str(exc))
+        if missing:
+            raise ModelLoadError(
+                f"model file '{path}' uses the custom class {missing.group(1)!r}, which is not "
+                f"registered: give the Python file that defines it with --custom-objects "
+                f"module.py (Python: custom_objects={{{missing.group(1)!r}: "
+                f"{missing.group(1)}}})"
+            ) from exc
         raise ModelLoadError(
-            f"could not read model file '{path}' (a corrupt file, or custom layers that are not "
-            f"registered?): {_first_line(exc)}"
+            f"could not read model file '{path}' (a corrupt file, or custom layers: see "
+            f"--custom-objects): {_first_line(exc)}"
         ) from exc
 
 
@@ -353,20 +307,28 @@ def _serving_signature(path: Path) -> tuple[str, str, tuple]:
     return endpoint, next(iter(kwargs), "image"), tuple(specs[0].shape)
 
 
-def _load_saved_model(path: Path) -> tuple[keras.Model, str, tuple[str, ...]]:
+def _load_saved_model(
+    path: Path, input_size: int | None
+) -> tuple[keras.Model, str, tuple[str, ...]]:
     endpoint, input_name, shape = _serving_signature(path)
-    if len(shape) != 4 or any(dim is None for dim in shape[1:]):
+    if len(shape) != 4 or shape[-1] is None:
         raise IncompatibleModelError(
-            f"SavedModel '{path}' takes inputs of shape {shape}; MACO needs a fixed image size "
-            f"(batch, height, width, channels): re-export it with a fixed-size input"
+            f"SavedModel '{path}' takes inputs of shape {shape}; MACO needs images (batch, "
+            f"height, width, channels) with a known channel count: re-export it so"
         )
-    layer = keras.layers.TFSMLayer(str(path), call_endpoint=endpoint, name="saved_model")
-    inputs = keras.Input(shape[1:], name=re.sub(r"\W", "_", input_name) or "image")
-    outputs = layer(inputs)
     notes = [
         f"SavedModel wrapped with TFSMLayer (endpoint {endpoint!r}): only 'logits' and "
         f"'saved_model' can be targeted"
     ]
+    height, width = shape[1:3]
+    if input_size is not None or height is None or width is None:
+        side = input_size or DEFAULT_INPUT_SIZE
+        if height is None or width is None:
+            notes.append(f"open input size closed at {side}x{side} (--input-size to change)")
+        height, width = side, side
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint=endpoint, name="saved_model")
+    inputs = keras.Input((height, width, shape[-1]), name=re.sub(r"\W", "_", input_name) or "image")
+    outputs = layer(inputs)
     if isinstance(outputs, Mapping):
         keys = sorted(outputs)
         key = next((k for k in keys if "logit" in k.lower()), keys[0])
@@ -377,32 +339,90 @@ def _load_saved_model(path: Path) -> tuple[keras.Model, str, tuple[str, ...]]:
     return keras.Model(inputs, logits, name=path.name or "saved_model"), "logits", tuple(notes)
 
 
-def _load_path(path: Path, values_range: tuple[float, float] | None) -> LoadedModel:
+@dataclass(frozen=True)
+class _Options:
+    """What the caller asked of a model in memory or in a file (see :func:`load_model`)."""
+
+    values_range: tuple[float, float] | None = None
+    input_size: int | None = None
+    output: str | None = None
+    custom_objects: Mapping[str, object] = field(default_factory=dict)
+
+
+def _closed_size(model: keras.Model, contract: InputContract, options: _Options) -> tuple | None:
+    """The input size to rebuild on (an open input, or ``input_size``), and None for none."""
+    current = tuple(model.inputs[0].shape[1:3])
+    if options.input_size is not None:
+        side = options.input_size
+    elif open_input(model):
+        app = contract.application
+        side = app.input_size if app is not None else DEFAULT_INPUT_SIZE
+    else:
+        return None
+    return None if current == (side, side) else (side, side)
+
+
+def _prepare(model: keras.Model, options: _Options) -> tuple[keras.Model, str, InputContract, list]:
+    """A model ready for MACO (see the module docstring), its logits layer, contract, notes."""
+    model = as_functional(model, options.input_size)
+    model, notes = single_image_model(model, options.output)
+    if options.values_range is not None:
+        contract = explicit_contract(options.values_range, model)
+    else:
+        contract = infer_contract(model)
+    notes = list(notes)
+    size = _closed_size(model, contract, options)
+    if size is not None and open_input(model):
+        notes.append(f"open input size closed at {size[0]}x{size[1]} (--input-size to change)")
+    front = None
+    if contract.preprocessing is not None:
+        front = ImageNetPreprocessing(contract.preprocessing, name="imagenet_preprocessing")
+    if size is not None or front is not None:
+        model = rebuild_on_input(model, size, front)
+    model, logits, stripped = strip_softmax(model)
+    return model, logits, contract, notes + list(stripped)
+
+
+def _loaded(
+    model: keras.Model, name: str, source: str, identity: str, options: _Options, notes=()
+) -> LoadedModel:
+    model, logits, contract, more = _prepare(model, options)
+    return LoadedModel(
+        model=model,
+        name=name,
+        values_range=contract.values_range,
+        input_size=_input_size(model),
+        logits_layer=logits,
+        class_names=get_imagenet_classes() if _output_units(model) == 1000 else None,
+        source=source,
+        identity=identity,
+        notes=(*notes, *more),
+        range_reason=contract.reason,
+    )
+
+
+def _load_path(path: Path, options: _Options) -> LoadedModel:
+    identity = _file_identity(path)
     if path.is_dir():
         if not (path / "saved_model.pb").exists():
             raise ModelLoadError(
                 f"folder '{path}' is not a TensorFlow SavedModel (no saved_model.pb); give a "
                 f".keras file, a SavedModel folder or a model name"
             )
-        model, logits, notes = _load_saved_model(path)
-        source = "savedmodel"
-    else:
-        model = _load_keras_file(path)
-        if not isinstance(model, keras.Model):
-            raise ModelLoadError(f"'{path}' does not hold a Keras model")
-        model, logits, notes = _strip_softmax(model)
-        source = "file"
-    return LoadedModel(
-        model=model,
-        name=path.stem if path.is_file() else path.name,
-        values_range=values_range or DEFAULT_FILE_VALUES_RANGE,
-        input_size=_input_size(model),
-        logits_layer=logits,
-        class_names=get_imagenet_classes() if _output_units(model) == 1000 else None,
-        source=source,
-        identity=_file_identity(path),
-        notes=notes,
-    )
+        model, _, notes = _load_saved_model(path, options.input_size)
+        return _loaded(model, path.name, "savedmodel", identity, options, notes)
+    model = _load_keras_file(path, options.custom_objects)
+    if not isinstance(model, keras.Model):
+        raise ModelLoadError(f"'{path}' does not hold a Keras model")
+    return _loaded(model, path.stem, "file", identity, options)
+
+
+def _memory_identity(model: keras.Model) -> str:
+    """Name, class and a digest of the weights of a model in memory."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(keras.ops.convert_to_numpy(weight).tobytes())
+    return f"memory:{model.name}|{type(model).__name__}|{digest.hexdigest()[:16]}"
 
 
 def _looks_like_path(spec: str) -> bool:
@@ -438,29 +458,44 @@ def _load_zoo(name: str) -> LoadedModel:
         class_names=get_imagenet_classes(),
         source="zoo",
         identity=spec.name,
+        range_reason=f"the zoo's {spec.name}",
     )
 
 
 def load_model(
-    spec: str | os.PathLike | None = None,
+    spec: str | os.PathLike | keras.Model | None = None,
     *,
     weights: str | None = "imagenet",
     values_range: Sequence[float] | None = None,
+    input_size: int | None = None,
+    custom_objects: str | os.PathLike | Mapping[str, object] | None = None,
+    output: str | None = None,
     application_kwargs: Mapping[str, object] | None = None,
 ) -> LoadedModel:
-    """Load a model by name or path (see the module docstring for the sources).
+    """Load a model by name or path, or take one in memory (see the module docstring).
 
     Parameters
     ----------
     spec
         None or ``"efficientnet-lite0"`` (the default offline zoo model),
-        ``"efficientnet-lite1"`` (the larger one, 240 px), a path to a ``.keras`` /
-        ``.h5`` file or a SavedModel folder, or a ``keras.applications`` name.
+        ``"efficientnet-lite1"`` (the larger one, 240 px), a Keras model in memory, a path to
+        a ``.keras`` / ``.h5`` file or a SavedModel folder, or a ``keras.applications`` name.
     weights
         Weights of a ``keras.applications`` model: ``"imagenet"`` (downloaded by Keras on
         first use) or None (random, e.g. for tests).
     values_range
-        Override of the input range; default: the source's own (``(0, 255)`` for files).
+        The input range the model expects, which wins over the inferred one (command line:
+        ``--values-range``).
+    input_size
+        Side of the square input to build the model on (command line: ``--input-size``);
+        default: its own, or for an open ``(None, None, C)`` input the size its family was
+        trained at, else 224.
+    custom_objects
+        The custom classes of a model file: ``{name: class}`` or a path to the Python file
+        that defines them (command line: ``--custom-objects module.py``).
+    output
+        For a model with several outputs, the name of the one to use (command line:
+        ``--output``); default: the first.
     application_kwargs
         Extra arguments of the ``keras.applications`` constructor (``input_shape``,
         ``alpha``...).
@@ -468,22 +503,31 @@ def load_model(
     Returns
     -------
     loaded
-        The model and its preprocessing contract.
+        The model and its preprocessing contract (``values_range`` and ``range_reason``).
 
     Raises
     ------
     UnknownModelError
         For an unknown name (with close names).
     ModelLoadError
-        For a missing, unreadable or corrupt file or folder.
+        For a missing, unreadable or corrupt file or folder, unregistered custom classes, or
+        ImageNet weights that cannot be downloaded.
+    ModelContractError
+        When the input range cannot be inferred and ``values_range`` is not given.
     IncompatibleModelError
-        For a model without a single fixed-size image input.
+        For a model with several inputs, no image input, an unknown ``output``, or a
+        subclassed model that cannot be traced.
     """
     values_range = None if values_range is None else check_values_range(values_range)
+    if input_size is not None and (isinstance(input_size, bool) or int(input_size) < 1):
+        raise MacoError(f"input_size must be a positive int (--input-size N), got {input_size!r}")
     from maco_tf.models import hub  # imports keras-hub (an optional extra) only when asked
 
     if hub.is_hub_model(spec):
         return hub.load_hub_model(spec, values_range=values_range)
+    options = _Options(values_range, input_size, output, read_custom_objects(custom_objects))
+    if isinstance(spec, keras.Model):
+        return _loaded(spec, spec.name, "memory", _memory_identity(spec), options)
     zoo_name = _zoo_name(spec)
     if zoo_name is not None:
         loaded = _load_zoo(zoo_name)
@@ -491,16 +535,19 @@ def load_model(
         text = os.fspath(spec)
         path = Path(text).expanduser()
         if path.exists():
-            return _load_path(path, values_range)
+            return _load_path(path, options)
         if _looks_like_path(text):
             raise ModelLoadError(f"model file or folder '{text}' not found")
-        loaded = _load_by_name(text, weights, application_kwargs or {})
+        loaded = _load_by_name(text, weights, application_kwargs or {}, input_size)
     if values_range is not None:
-        loaded = dataclasses.replace(loaded, values_range=values_range)
+        reason = "--values-range / values_range="
+        loaded = dataclasses.replace(loaded, values_range=values_range, range_reason=reason)
     return loaded
 
 
-def _load_by_name(name: str, weights: str | None, kwargs: Mapping[str, object]) -> LoadedModel:
+def _load_by_name(
+    name: str, weights: str | None, kwargs: Mapping[str, object], input_size: int | None
+) -> LoadedModel:
     by_key = {_normalize(n): n for n in known_model_names()}
     found = by_key.get(_normalize(name))
     if found is None:
@@ -509,4 +556,4 @@ def _load_by_name(name: str, weights: str | None, kwargs: Mapping[str, object]) 
             f"unknown model {name!r} (not a file, folder or known model name)"
             f"{format_suggestions(suggestions)}"
         )
-    return _load_application(APPLICATIONS[found], weights, kwargs)
+    return _load_application(APPLICATIONS[found], weights, kwargs, input_size)

@@ -28,8 +28,9 @@ __all__ = [
     "settings_key",
 ]
 
-#: Recorded keys that do not make results differ: where the model was read from.
-NOT_COMPARED = ("model_source",)
+#: Recorded keys that do not make results differ: where the model was read from, and why its
+#: input range was believed (the range itself is compared).
+NOT_COMPARED = ("model_source", "values_range_reason")
 
 
 def default(name: str) -> object:
@@ -108,6 +109,7 @@ def run_settings(run: RunConfig, loaded: LoadedModel) -> dict:
         "model_identity": loaded.identity,
         "model_source": loaded.source,
         **record,
+        "values_range_reason": loaded.range_reason,
     }
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "check_method",
     "check_size",
     "load_model",
+    "model_options",
     "set_up_distribution",
     "writable",
 ]
@@ -42,9 +43,9 @@ def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -
     """The ``--model``, its weights mirrored over the strategy's devices when there is one.
 
     The flags are checked first (:func:`~maco_tf.runs.settings.run_config`, resource bounds
-    included); then the model's loading notes are said, ``--size`` and ``--method`` are checked
-    against its input, and the run's config (in the model's value range) is kept as
-    ``args.config``.
+    included); then the model's input range and its reason, and its loading notes, are said,
+    ``--size`` and ``--method`` are checked against its input, and the run's config (in the
+    model's value range) is kept as ``args.config``.
 
     Raises
     ------
@@ -55,13 +56,20 @@ def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -
     run_settings.run_config(args)  # bad settings and resource bounds: refused before loading
     scope = distribution.strategy.scope() if distribution.strategy else contextlib.nullcontext()
     with scope:
-        loaded = models.load_model(args.model, values_range=args.values_range)
+        loaded = models.load_model(args.model, **model_options(args))
+    say(loaded.describe_range())
     for note in loaded.notes:
         say(f"note: {note}")
     check_size(args.size, loaded)
     check_method(args.method, loaded)
     args.config = run_settings.run_config(args, loaded)
     return loaded
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The :func:`maco_tf.load_model` arguments of the model flags (``--values-range``...)."""
+    names = ("values_range", "input_size", "custom_objects", "output")
+    return {name: getattr(args, name, None) for name in names}
 
 
 def check_method(method: str | None, loaded: LoadedModel) -> None:
@@ -77,7 +85,8 @@ def check_method(method: str | None, loaded: LoadedModel) -> None:
         raise MacoError(
             f"model {loaded.name!r} takes {channels}-channel images, and --method maco's "
             f"magnitude spectrum is that of RGB photos; use --method fourier (or pixel), or, "
-            f"from Python, visualize(..., maco_dataset=images) with {channels}-channel images"
+            f"from Python, visualize(..., magnitude_dataset=images) with {channels}-channel "
+            f"images"
         )
 
 

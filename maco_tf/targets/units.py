@@ -10,6 +10,7 @@ checked against the layer's shape.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -17,8 +18,10 @@ import tensorflow as tf
 from xplique.features_visualizations import Objective
 from xplique.features_visualizations.losses import dot_cossim
 
-from maco_tf.errors import MacoError
-from maco_tf.models.layers import layer_label, layer_output
+from maco_tf.errors import MacoError, UnknownLayerError
+from maco_tf.models.graphs import as_functional
+from maco_tf.models.layers import find_layer, layer_label, layer_output
+from maco_tf.models.logits import output_layer, strip_softmax
 from maco_tf.targets.building import DirectionShapeError, named_objective, split_directions
 from maco_tf.targets.indices import TargetIndexError, check_indices
 
@@ -113,6 +116,7 @@ def _units(
     names: str | Sequence[str] | Callable[[int], str] | None,
 ) -> Objective:
     """Objective on flat units of a layer; ``what`` names them in errors ("neuron", "class")."""
+    model = as_functional(model)
     tensor, label, shape = _resolve(model, layer)
     size = int(np.prod(shape))
     ids = check_indices(ids, size, what, f"layer {label!r} with {size} units")
@@ -157,6 +161,7 @@ def channel(
     TargetIndexError
         For an index outside ``0 .. channels - 1``.
     """
+    model = as_functional(model)
     tensor, label, shape = _resolve(model, layer)
     ids = check_indices(ids, shape[-1], "channel", f"layer {label!r} with {shape[-1]} channels")
     masks = np.zeros((len(ids), *shape), dtype=np.float32)
@@ -166,10 +171,28 @@ def channel(
     return _masked_mean_objective(model, tensor, masks, multiplier, names, default)
 
 
+def _logits_layer(model: object, layer: str | int | None) -> tuple[object, str | int]:
+    """The model and layer to read logits from: a final softmax is taken off, with a warning."""
+    if layer is not None:
+        try:
+            chain = find_layer(model, layer)
+        except UnknownLayerError as exc:
+            output = getattr(output_layer(model), "name", "?")
+            raise UnknownLayerError(
+                f"{exc}; or omit layer= to use the model's output ({output!r})"
+            ) from exc
+        if len(chain) > 1 or chain[0] is not output_layer(model):
+            return model, layer
+    model, logits, notes = strip_softmax(model)
+    for note in notes:
+        warnings.warn(note, stacklevel=3)
+    return model, logits
+
+
 def class_logits(
     model: object,
     classes: int | Sequence[int],
-    layer: str | int = "logits",
+    layer: str | int | None = None,
     class_names: Sequence[str] | None = None,
     multiplier: float = 1.0,
 ) -> Objective:
@@ -178,11 +201,16 @@ def class_logits(
     Parameters
     ----------
     model
-        A Keras model.
+        A Keras model (a subclassed one is traced, see
+        :func:`~maco_tf.models.graphs.as_functional`).
     classes
         Class index (or indices).
     layer
-        The logits layer (name, index or path).
+        The logits layer (name, index or path); None: the model's output. When that output
+        (or ``layer``, if it makes the output) is a softmax (``Softmax``,
+        ``Activation("softmax")`` or ``Dense(..., activation="softmax")``), the pre-softmax
+        logits are used and a warning says so
+        (:func:`~maco_tf.models.logits.strip_softmax`).
     class_names
         Names indexed by class (e.g. :class:`~maco_tf.models.zoo.ImageNetClasses`); the
         objectives are then named after the classes (``"espresso"``), else ``Neuron#<layer>_<id>``.
@@ -198,11 +226,14 @@ def class_logits(
     ------
     TargetIndexError
         For a class outside the layer's units.
+    UnknownLayerError
+        For an unknown ``layer`` (with the closest paths, and the model's output).
     """
     names = None
     if class_names is not None:
         count = len(class_names)
         names = lambda i: str(class_names[i]) if i < count else f"class {i}"  # noqa: E731
+    model, layer = _logits_layer(as_functional(model), layer)
     return _units(model, layer, classes, "class", multiplier, names)
 
 
@@ -244,6 +275,7 @@ def direction(
         For a vector that does not broadcast to the layer's per-sample output, or whose last
         axis is not the channel count.
     """
+    model = as_functional(model)
     tensor, label, shape = _resolve(model, layer)
     items = split_directions(vectors, shape)
     for index, vector in enumerate(items):
