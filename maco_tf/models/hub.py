@@ -17,7 +17,8 @@ size, else ``input_size`` (224 by default).
 * An image-classifier preset gives the classifier: class objectives maximise its logits
   (``<classifier>/predictions``; a softmax head is made linear, with a note).
 * A preset without a classifier head gives the backbone alone, for layer, channel, direction and
-  token objectives (:mod:`maco_tf.targets`, :mod:`maco_tf.targets.tokens`).
+  token objectives (:mod:`maco_tf.targets`, :mod:`maco_tf.targets.tokens`); of an image-text
+  backbone (CLIP, SigLIP), its vision tower.
 * Layers are addressed by path into the nested classifier and backbone, e.g.
   ``"res_net_image_classifier/res_net_backbone/stack3_block2_out"`` (``maco-tf layers --model
   hub:PRESET`` lists them). A transformer's encoder is one KerasHub layer: its blocks are not
@@ -249,6 +250,9 @@ def _assemble(
             f"range is unknown: give converter= (a keras_hub ImageConverter) or values_range= "
             f"(command line: --values-range LOW,HIGH)"
         )
+    structure = network.input
+    if isinstance(structure, dict):  # CLIP/SigLIP vision towers take {"images": ...}
+        x = {next(iter(structure)): x}
     model = keras.Model(inputs, network(x), name=f"hub_{network.name}")
     return model, values_range, notes
 
@@ -272,7 +276,12 @@ def _from_objects(
         converter = converter or getattr(preprocessor, "image_converter", None)
         logits, head_notes = _linear_head(task)
     elif isinstance(network, hub.models.Backbone):
-        task, backbone, logits, head_notes = network, network, None, ()
+        tower = getattr(network, "vision_encoder", None)  # image and text backbones (CLIP...)
+        head_notes = ()
+        if isinstance(tower, keras.Model):
+            head_notes = (f"vision tower {tower.name!r} of {network.name!r} used",)
+            network = tower
+        task, backbone, logits = network, network, None
     else:
         raise HubModelError(
             f"KerasHub object {type(network).__name__} is neither an ImageClassifier nor a "
