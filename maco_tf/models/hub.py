@@ -11,8 +11,8 @@ The model maco_tf optimises is::
 
 so the image lives in ``[0, 255]`` (the loaded ``values_range``) whatever the network expects,
 and the converter's affine map is a layer of the model (omitted when the converter passes
-pixels unchanged). ``H, W`` is the converter's ``image_size``, else the backbone's fixed input
-size, else ``input_size`` (224 by default).
+pixels unchanged). ``H, W`` is the backbone's fixed input size, else ``input_size``, else the
+converter's ``image_size``, else 224.
 
 * An image-classifier preset gives the classifier: class objectives maximise its logits
   (``<classifier>/predictions``; a softmax head is made linear, with a note).
@@ -201,15 +201,16 @@ def _describe_affine(affine: tuple[tuple[float, ...], tuple[float, ...]] | None)
 def _input_size(
     converter: object, backbone: keras.Model, input_size: int | Sequence[int] | None
 ) -> tuple[int, int]:
+    """The backbone's fixed size, else ``input_size``, else the converter's, else 224."""
+    shape = tuple(backbone.inputs[0].shape)
+    if len(shape) == 4 and shape[1] is not None and shape[2] is not None:
+        return int(shape[1]), int(shape[2])
     if input_size is not None:
         size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         return int(size[0]), int(size[1])
     size = getattr(converter, "image_size", None)
     if size is not None and None not in tuple(size):
         return int(size[0]), int(size[1])
-    shape = tuple(backbone.inputs[0].shape)
-    if len(shape) == 4 and shape[1] is not None and shape[2] is not None:
-        return int(shape[1]), int(shape[2])
     return DEFAULT_HUB_INPUT_SIZE, DEFAULT_HUB_INPUT_SIZE
 
 
@@ -221,7 +222,7 @@ def _linear_head(task: keras.Model) -> tuple[str | None, tuple[str, ...]]:
     notes = ()
     if is_softmax_activation(getattr(dense, "activation", None)):
         dense.activation = keras.activations.linear
-        notes = (f"softmax of {dense.name!r} removed: classes use its logits",)
+        notes = (f"softmax of {dense.name!r} switched off in the classifier: classes use logits",)
     return f"{task.name}/{dense.name}", notes
 
 
@@ -389,8 +390,8 @@ def load_hub_model(
         Range of the optimised image, fed to the converter layer; default ``(0, 255)``, the
         pixels KerasHub converters take. Needed for a backbone without converter.
     input_size
-        Image size (int or ``(height, width)``); default the converter's, else the
-        backbone's, else 224.
+        Image size (int or ``(height, width)``) of a backbone whose input size is open;
+        default the converter's ``image_size``, else 224.
 
     Returns
     -------
