@@ -136,7 +136,7 @@ def _efficientnet():
         image_converter=converter
     )
     return keras_hub.models.EfficientNetImageClassifier(
-        backbone=backbone, num_classes=10, preprocessor=preprocessor
+        backbone=backbone, num_classes=10, preprocessor=preprocessor, activation="softmax"
     )
 
 
@@ -204,9 +204,12 @@ def test_resnet_classifier_class_and_backbone_channels(resnet):
 
 
 @needs_hub
-def test_efficientnet_classifier_classes():
+def test_efficientnet_classifier_classes_on_logits_not_softmax():
     keras.utils.set_random_seed(0)
     loaded = load_hub_model(_efficientnet())
+    assert any("softmax" in note for note in loaded.notes)
+    scores = keras.ops.convert_to_numpy(loaded.model(np.full((1, SIZE, SIZE, 3), 128.0)))
+    assert not np.isclose(scores.sum(), 1.0) or scores.min() < 0
     objective = class_logits(loaded.model, [0, 3], layer=loaded.logits_layer)
     _assert_ran(maco_tf.visualize(objective, values_range=loaded.values_range, **STEPS), 2)
 
