@@ -1,10 +1,10 @@
 """KerasHub models (maco_tf.models.hub): tiny architectures built from their configs.
 
 Nothing is downloaded: each family is built from its constructor with random weights at a
-tiny size, with the image converter its presets use (ImageNet mean/std for ResNet and
-EfficientNet, ``[-1, 1]`` for ViT and DINOv2); presets are exercised by saving these models
-as local preset folders. Skipped where keras-hub is not installed (``pip install
-maco_tf[hub]``), except the test of the message that says so.
+tiny size, with an image converter of one of the usual kinds (ImageNet mean/std per channel for
+ResNet, EfficientNet and DINOv2, ``[-1, 1]`` for ViT, ``[0, 1]`` for CLIP); presets are
+exercised by saving these models as local preset folders. Skipped where keras-hub is not
+installed (``pip install maco_tf[hub]``), except the test of the message that says so.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def _efficientnet():
         image_converter=converter
     )
     return keras_hub.models.EfficientNetImageClassifier(
-        backbone=backbone, num_classes=10, preprocessor=preprocessor
+        backbone=backbone, num_classes=10, preprocessor=preprocessor, activation="softmax"
     )
 
 
@@ -204,9 +204,12 @@ def test_resnet_classifier_class_and_backbone_channels(resnet):
 
 
 @needs_hub
-def test_efficientnet_classifier_classes():
+def test_efficientnet_classifier_classes_on_logits_not_softmax():
     keras.utils.set_random_seed(0)
     loaded = load_hub_model(_efficientnet())
+    assert any("softmax" in note for note in loaded.notes)
+    scores = keras.ops.convert_to_numpy(loaded.model(np.full((1, SIZE, SIZE, 3), 128.0)))
+    assert not np.isclose(scores.sum(), 1.0) or scores.min() < 0
     objective = class_logits(loaded.model, [0, 3], layer=loaded.logits_layer)
     _assert_ran(maco_tf.visualize(objective, values_range=loaded.values_range, **STEPS), 2)
 
@@ -240,6 +243,37 @@ def test_dinov2_backbone_without_head_takes_layer_and_token_objectives():
     objective = tokens.token_direction(loaded.model, out, vectors, tokens="cls") + direction(
         loaded.model, out, vectors[:1]
     )
+    _assert_ran(maco_tf.visualize(objective, values_range=loaded.values_range, **STEPS), 2)
+
+
+def _clip():
+    """An image-text backbone: its vision tower (a dict input, blocks as layers) is used."""
+    import keras_hub
+
+    vision = keras_hub.models.CLIPVisionEncoder(
+        patch_size=8, hidden_dim=16, num_layers=2, num_heads=2, intermediate_dim=32,
+        image_shape=(SIZE, SIZE, 3),
+    )  # fmt: skip
+    text = keras_hub.models.CLIPTextEncoder(
+        vocabulary_size=64, embedding_dim=16, hidden_dim=16, num_layers=1, num_heads=2,
+        intermediate_dim=32, max_sequence_length=8,
+    )  # fmt: skip
+    backbone = keras_hub.models.CLIPBackbone(vision, text, projection_dim=8)
+    converter = keras_hub.layers.CLIPImageConverter(image_size=(SIZE, SIZE), scale=1 / 255)
+    return backbone, converter
+
+
+@needs_hub
+def test_clip_backbone_gives_its_vision_tower_with_blocks_as_layers():
+    keras.utils.set_random_seed(0)
+    backbone, converter = _clip()
+    loaded = load_hub_model(backbone, converter=converter)
+    tower = backbone.vision_encoder
+    assert any("vision tower" in note for note in loaded.notes)
+    assert loaded.notes[0].endswith("[0, 255] -> [0, 1]")
+    block = f"{tower.name}/{tower.layers[3].name}"  # images, embedding, pre-norm, block 0
+    assert block.endswith("encoder_block_0")
+    objective = tokens.token_channel(loaded.model, block, [0, 1], tokens="patches")
     _assert_ran(maco_tf.visualize(objective, values_range=loaded.values_range, **STEPS), 2)
 
 

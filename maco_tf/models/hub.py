@@ -11,13 +11,14 @@ The model maco_tf optimises is::
 
 so the image lives in ``[0, 255]`` (the loaded ``values_range``) whatever the network expects,
 and the converter's affine map is a layer of the model (omitted when the converter passes
-pixels unchanged). ``H, W`` is the converter's ``image_size``, else the backbone's fixed input
-size, else ``input_size`` (224 by default).
+pixels unchanged). ``H, W`` is the backbone's fixed input size, else ``input_size``, else the
+converter's ``image_size``, else 224.
 
 * An image-classifier preset gives the classifier: class objectives maximise its logits
   (``<classifier>/predictions``; a softmax head is made linear, with a note).
 * A preset without a classifier head gives the backbone alone, for layer, channel, direction and
-  token objectives (:mod:`maco_tf.targets`, :mod:`maco_tf.targets.tokens`).
+  token objectives (:mod:`maco_tf.targets`, :mod:`maco_tf.targets.tokens`); of an image-text
+  backbone (CLIP, SigLIP), its vision tower.
 * Layers are addressed by path into the nested classifier and backbone, e.g.
   ``"res_net_image_classifier/res_net_backbone/stack3_block2_out"`` (``maco-tf layers --model
   hub:PRESET`` lists them). A transformer's encoder is one KerasHub layer: its blocks are not
@@ -200,15 +201,16 @@ def _describe_affine(affine: tuple[tuple[float, ...], tuple[float, ...]] | None)
 def _input_size(
     converter: object, backbone: keras.Model, input_size: int | Sequence[int] | None
 ) -> tuple[int, int]:
+    """The backbone's fixed size, else ``input_size``, else the converter's, else 224."""
+    shape = tuple(backbone.inputs[0].shape)
+    if len(shape) == 4 and shape[1] is not None and shape[2] is not None:
+        return int(shape[1]), int(shape[2])
     if input_size is not None:
         size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         return int(size[0]), int(size[1])
     size = getattr(converter, "image_size", None)
     if size is not None and None not in tuple(size):
         return int(size[0]), int(size[1])
-    shape = tuple(backbone.inputs[0].shape)
-    if len(shape) == 4 and shape[1] is not None and shape[2] is not None:
-        return int(shape[1]), int(shape[2])
     return DEFAULT_HUB_INPUT_SIZE, DEFAULT_HUB_INPUT_SIZE
 
 
@@ -220,7 +222,7 @@ def _linear_head(task: keras.Model) -> tuple[str | None, tuple[str, ...]]:
     notes = ()
     if is_softmax_activation(getattr(dense, "activation", None)):
         dense.activation = keras.activations.linear
-        notes = (f"softmax of {dense.name!r} removed: classes use its logits",)
+        notes = (f"softmax of {dense.name!r} switched off in the classifier: classes use logits",)
     return f"{task.name}/{dense.name}", notes
 
 
@@ -249,6 +251,9 @@ def _assemble(
             f"range is unknown: give converter= (a keras_hub ImageConverter) or values_range= "
             f"(command line: --values-range LOW,HIGH)"
         )
+    structure = network.input
+    if isinstance(structure, dict):  # CLIP/SigLIP vision towers take {"images": ...}
+        x = {next(iter(structure)): x}
     model = keras.Model(inputs, network(x), name=f"hub_{network.name}")
     return model, values_range, notes
 
@@ -272,7 +277,12 @@ def _from_objects(
         converter = converter or getattr(preprocessor, "image_converter", None)
         logits, head_notes = _linear_head(task)
     elif isinstance(network, hub.models.Backbone):
-        task, backbone, logits, head_notes = network, network, None, ()
+        tower = getattr(network, "vision_encoder", None)  # image and text backbones (CLIP...)
+        head_notes = ()
+        if isinstance(tower, keras.Model):
+            head_notes = (f"vision tower {tower.name!r} of {network.name!r} used",)
+            network = tower
+        task, backbone, logits = network, network, None
     else:
         raise HubModelError(
             f"KerasHub object {type(network).__name__} is neither an ImageClassifier nor a "
@@ -380,8 +390,8 @@ def load_hub_model(
         Range of the optimised image, fed to the converter layer; default ``(0, 255)``, the
         pixels KerasHub converters take. Needed for a backbone without converter.
     input_size
-        Image size (int or ``(height, width)``); default the converter's, else the
-        backbone's, else 224.
+        Image size (int or ``(height, width)``) of a backbone whose input size is open;
+        default the converter's ``image_size``, else 224.
 
     Returns
     -------
