@@ -281,5 +281,12 @@ def test_examples_skip_fifos_by_name_and_leave_out_bombs(tmp_path, capsys):
     found = patches.photo_paths(root)
     assert [p.name for p in found] == ["bomb.png", "photo.png"]
     assert not hasattr(os, "mkfifo") or "pipe.png: a FIFO" in capsys.readouterr().err
-    batch, kept = patches.load_photos(found, _loaded(_summing_model(32)))
+    loaded = _loaded(_summing_model(32))
+    batch, kept = patches.load_photos(found, loaded)
     assert [p.name for p in kept] == ["photo.png"] and batch.shape == (1, 32, 32, 3)
+    responses = patches.unit_responses(
+        loaded, "c2", plan_layer(loaded, "c2", channel=[0]), [0], found
+    )
+    assert responses.photos == kept
+    warning = capsys.readouterr().err.strip()
+    assert "1 photo(s) of --examples cannot be read" in warning and "bomb.png" in warning

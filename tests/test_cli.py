@@ -307,6 +307,24 @@ def test_bad_input_on_model_file(tmp_path, capsys, tiny_file, args, fragment):
     assert len(lines) == 1 and fragment in lines[0]
 
 
+def _badly_named_model(path: Path) -> Path:
+    """A tiny classifier whose convolution is named "my conv:1" (not a TensorFlow scope name)."""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, name="my conv:1")(inputs)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    keras.Model(inputs, keras.layers.Dense(3, name="logits")(x)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["visualize", "atlas"])
+def test_a_layer_name_tensorflow_rejects_is_one_line(tmp_path, capsys, command):
+    model = _badly_named_model(tmp_path / "named.keras")
+    argv = [command, "--model", str(model), "--classes", "0", *FAST, "--size", "32"]
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "layer 'my conv:1'" in lines[0] and "rename it" in lines[0]
+
+
 def test_corrupt_model_file(tmp_path, capsys):
     path = tmp_path / "x.keras"
     path.write_bytes(np.random.default_rng(0).bytes(500))

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from maco_tf.errors import IncompatibleModelError, UnknownLayerError
-from maco_tf.models.layers import find_layer, layer_output, layer_paths
+from maco_tf.models.layers import check_scope_names, find_layer, layer_output, layer_paths
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +169,13 @@ def test_softmax_checks():
     np.testing.assert_array_equal(as_probabilities(probabilities), probabilities)
     logits = as_probabilities(np.array([[0.0, np.log(3.0)]]))
     np.testing.assert_allclose(logits, [[0.25, 0.75]])
+
+
+def test_layer_names_tensorflow_rejects_as_scopes_are_named():
+    inner_in = keras.Input((8, 8, 3))
+    inner = keras.Model(inner_in, keras.layers.Conv2D(2, 1, name="odd name")(inner_in), name="bb")
+    inputs = keras.Input((8, 8, 3))
+    outer = keras.Model(inputs, keras.layers.Flatten(name="flat")(inner(inputs)))
+    with pytest.raises(IncompatibleModelError, match=r"layer 'bb/odd name' .*e\.g\. 'odd_name'"):
+        check_scope_names(outer)
+    check_scope_names(keras.Model(inner_in, keras.layers.Conv2D(2, 1, name="a.b>c-d_1")(inner_in)))

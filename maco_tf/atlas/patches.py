@@ -11,6 +11,7 @@ that position.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,10 +153,24 @@ def _batches(paths: Sequence[Path], loaded: LoadedModel) -> Iterator[tuple[np.nd
             yield batch, kept
 
 
+def _report_left_out(paths: Sequence[Path], shown: int = 5) -> None:
+    """One warning line naming the photos that could not be read (the first ``shown``)."""
+    if paths:
+        names = ", ".join(str(path) for path in paths[:shown])
+        more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+        print(
+            f"maco-tf: warning: {len(paths)} photo(s) of --examples cannot be read (not an "
+            f"image, or over the limit max_image_pixels) and are left out: {names}{more}",
+            file=sys.stderr,
+        )
+
+
 def unit_responses(
     loaded: LoadedModel, layer: str, plan: Plan, positions: Sequence[int], paths: Sequence[Path]
 ) -> Responses:
     """The response of each planned unit (``positions`` in ``plan``) to each readable photo.
+
+    The photos that cannot be read are left out, named in one warning line on stderr.
 
     Raises
     ------
@@ -175,6 +190,7 @@ def unit_responses(
         photos.extend(kept)
     if not photos:
         raise MacoError("no readable photo in --examples")
+    _report_left_out([path for path in paths if path not in set(photos)])
     return Responses(
         np.concatenate(values), np.concatenate(rows), np.concatenate(cols), grid, photos
     )

@@ -137,14 +137,14 @@ def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
         )
     bounds = Limits.from_environment().image_bounds()
     try:
-        array = read_array(path, channels, what="--image", bounds=bounds).astype(np.float32)
+        array = read_array(path, channels, what="--image", bounds=bounds)
     except ImageReadError as exc:
         raise AccentuationInputError(str(exc)) from None
     rows, cols = array.shape[:2]
     scale = min(rows / height, cols / width)
     crop_h, crop_w = round(height * scale), round(width * scale)
     top, left = (rows - crop_h) // 2, (cols - crop_w) // 2
-    crop = array[top : top + crop_h, left : left + crop_w]
+    crop = array[top : top + crop_h, left : left + crop_w].astype(np.float32)  # crop, then copy
     resized = tf.image.resize(crop[None], (height, width), antialias=True)[0].numpy()
     return np.clip(resized, 0.0, 255.0)
 

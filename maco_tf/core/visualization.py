@@ -34,7 +34,7 @@ from maco_tf.core.parameterization import (
 from maco_tf.core.seeds import IMAGE_ID_LIMIT, image_seeds, random_seed
 from maco_tf.core.spectrum import dataset_magnitude, imagenet_magnitude
 from maco_tf.errors import InvalidSettingError, SpectrumError
-from maco_tf.models.layers import model_input_size
+from maco_tf.models.layers import check_scope_names, model_input_size
 
 #: Crops per model batch that the automatic ``batch_size`` aims for (CPU-friendly).
 AUTO_CROPS_PER_BATCH = 128
@@ -357,10 +357,14 @@ def visualize(
     InvalidSettingError
         For an unknown setting name, an invalid value, or a run over the resource limits
         (checked before anything is allocated).
+    IncompatibleModelError
+        For a model with a layer whose name TensorFlow cannot use as a name scope
+        (:func:`~maco_tf.models.layers.check_scope_names`).
     """
     config = run_config(config, **overrides)
     callbacks = check_callbacks(callbacks)
     compiled = repeat(compile_objective(objective), config.copies)
+    check_scope_names(compiled.model)
     strategy = strategy if strategy is not None else tf.distribute.get_strategy()
     replicas = int(strategy.num_replicas_in_sync)
     _check_strategy(config, compiled, replicas)

@@ -273,7 +273,7 @@ def read_image(
     what
         How messages name the file (``"--image"``, ``"example image"``...).
     bounds
-        The pixel bound; default :class:`ImageBounds` ().
+        The pixel bound; default ``ImageBounds()``.
 
     Returns
     -------
@@ -345,7 +345,7 @@ def image_files(
         Keep only the first ``first`` files (a command's own cap) before the bounds are checked.
     bounds
         :attr:`~ImageBounds.max_examples` and :attr:`~ImageBounds.max_example_pixels`
-        (default :class:`ImageBounds` ()).
+        (default ``ImageBounds()``).
     note
         Called with one line per entry skipped because it is not a regular file (a FIFO, a
         device, a directory named like an image, a broken link); default a warning on stderr.

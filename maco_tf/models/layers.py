@@ -30,6 +30,7 @@ __all__ = [
     "is_softmax_activation",
     "is_softmax_layer",
     "as_probabilities",
+    "check_scope_names",
     "layer_label",
     "layer_output",
     "layer_paths",
@@ -40,6 +41,9 @@ __all__ = [
 PATH_SEPARATOR = "/"
 
 _INDEX_RE = re.compile(r"[+-]?\d+")
+#: Names TensorFlow accepts as name scopes (``tf.name_scope``'s pattern); Keras opens one per
+#: layer call, so a compiled loop over a layer of another name fails inside TensorFlow.
+_SCOPE_NAME_RE = re.compile(r"[A-Za-z0-9_.\\/>-]*")
 
 
 def is_model(layer: object) -> bool:
@@ -64,6 +68,29 @@ def _walk_paths(model: keras.Model, prefix: str) -> Iterator[str]:
         yield path
         if is_model(layer):
             yield from _walk_paths(layer, path + PATH_SEPARATOR)
+
+
+def check_scope_names(model: keras.Model) -> None:
+    """Refuse a model with a layer whose name TensorFlow cannot use as a name scope.
+
+    Keras names the scope of each layer call after the layer; in a compiled loop TensorFlow
+    then refuses names with other characters than letters, digits and ``_ . / > -`` (a space,
+    a colon...), with a traceback from deep inside the model call.
+
+    Raises
+    ------
+    IncompatibleModelError
+        One line naming the first such layer (as a path) and a name that would do.
+    """
+    for path in layer_paths(model):
+        name = path.rsplit(PATH_SEPARATOR, 1)[-1]
+        if not _SCOPE_NAME_RE.fullmatch(name):
+            fixed = re.sub(r"[^A-Za-z0-9_.>-]", "_", name)
+            raise IncompatibleModelError(
+                f"layer {path!r} of model {model.name!r} has a name TensorFlow cannot use as a "
+                f"scope (only letters, digits and _ . / > - are allowed); rename it, e.g. "
+                f"{fixed!r}, where the model is built (name=...) and save the model again"
+            )
 
 
 def layer_paths(model: keras.Model) -> list[str]:
