@@ -90,7 +90,7 @@ def run_shard(
     own = open_shard(out, results_name(args.shard), settings, args.overwrite)
     done = finished(out, own)
     pending = [p for p in positions if not done.is_done(plan.targets[p])]
-    batch_size = run_settings.batch_size(args)
+    batch_size = run_settings.batch_size(args, loaded=loaded)
     pending = agreed_pending(args, settings, plan, pending, batch_size, args.shard)
     index, count = args.shard
     say(

@@ -72,7 +72,7 @@ def visualize(args: argparse.Namespace) -> int:
     targets = plan(args, loaded)
     photos = None if args.examples is None else load_examples(args.examples, loaded)
     settings = run_settings.run_settings(run_settings.config(args), loaded)
-    batch_size = run_settings.batch_size(args)
+    batch_size = run_settings.batch_size(args, loaded=loaded)
     with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
         results = open_results(folder / RESULTS_FILE, settings, args.overwrite)
         pending = [i for i, target in enumerate(targets.targets) if not results.is_done(target)]

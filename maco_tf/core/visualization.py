@@ -19,6 +19,7 @@ import tensorflow as tf
 from maco_tf.core.callbacks import BatchWatcher, Progress, check_callbacks, snapshot_steps
 from maco_tf.core.config import RunConfig
 from maco_tf.core.engine import CompiledLoop, LoopCache, LoopSettings, clone_optimizer
+from maco_tf.core.limits import held_activation_values
 from maco_tf.core.objectives import (
     CompiledObjective,
     check_view_terms,
@@ -372,9 +373,16 @@ def visualize(
     check_view_terms(compiled, model_input_size(compiled.model))
     n_total = compiled.nb_combinations
     ids = _check_image_ids(image_ids, n_total)
+    automatic = config.engine.batch_size is None
     config = _resolve(config, n_total, replicas, strategy)
+    input_shape, held = model_input_size(compiled.model), held_activation_values(compiled.model)
+    if automatic:  # shrunk to fit the memory bound rather than refused by it
+        fitting = config.limits.images_per_batch(
+            config.engine.batch_size, config.crops, input_shape, image_shape, held, replicas
+        )
+        config = config.replace(batch_size=fitting)
     config.limits.check_batch_memory(
-        config.engine.batch_size, config.crops, model_input_size(compiled.model), image_shape
+        config.engine.batch_size, config.crops, input_shape, image_shape, held
     )
     parameterization = build_parameterization(config, image_shape)
     loop = _compiled_loop(config, compiled, parameterization, strategy, cache)

@@ -198,7 +198,7 @@ def run_pending(
     }
     results.runs.append(run)
     if not args.batch_size:  # balanced over what is left to do (pending is agreed by workers)
-        batch_size = run_settings.batch_size(args, len(pending))
+        batch_size = run_settings.batch_size(args, len(pending), loaded)
         run["batch_size"] = batch_size
     if produce is None:
 

@@ -14,6 +14,8 @@ import dataclasses
 from maco_tf.core import visualization as api
 from maco_tf.core.config import EngineConfig, RunConfig, settings_differences
 from maco_tf.core.distribute import Distribution
+from maco_tf.core.limits import held_activation_values
+from maco_tf.models.layers import model_input_size
 from maco_tf.models.loading import LoadedModel
 
 __all__ = [
@@ -90,11 +92,25 @@ def config(args: argparse.Namespace) -> RunConfig:
     return args.config
 
 
-def batch_size(args: argparse.Namespace, pending: int | None = None) -> int:
-    """``--batch-size``, or about 128 crops per step on each replica (balanced over ``pending``)."""
+def batch_size(
+    args: argparse.Namespace, pending: int | None = None, loaded: LoadedModel | None = None
+) -> int:
+    """``--batch-size``, or about 128 crops per step on each replica (balanced over ``pending``).
+
+    With the ``loaded`` model, the automatic size shrinks until one batch fits the memory bound
+    (:meth:`~maco_tf.Limits.images_per_batch`) instead of being refused by it.
+    """
     if args.batch_size:
         return args.batch_size
-    return api.auto_batch_size(args.crops, distribution(args).replicas, pending)
+    replicas = distribution(args).replicas
+    size = api.auto_batch_size(args.crops, replicas, pending)
+    if loaded is None:
+        return size
+    run = config(args)
+    input_shape = model_input_size(loaded.model)
+    image_shape = (*(run.size or input_shape[:2]), input_shape[-1])
+    held = held_activation_values(loaded.model)
+    return run.limits.images_per_batch(size, run.crops, input_shape, image_shape, held, replicas)
 
 
 def run_settings(run: RunConfig, loaded: LoadedModel) -> dict:
