@@ -17,9 +17,10 @@ name          default   what every view gets
 ============  ========  =====================================================================
 
 Consecutive ``jitter``, ``scale``, ``rotate`` and ``flip`` are one resampling (bilinear, edges
-reflected), with gathers only: it differentiates with respect to the views and compiles under
-XLA. Every draw is stateless, keyed by ``(image seed, step, TRANSFORM_SALT + position in the
-list)`` as the crops are: the same seed gives the same images, whatever the batch.
+reflected, gathers only: it differentiates with respect to the views and compiles under XLA);
+a ``flip`` alone is an exact mirror. Every draw is stateless, keyed by ``(image seed, step,
+TRANSFORM_SALT + position in the list)`` as the crops are: the same seed gives the same
+images, whatever the batch.
 
 The Xplique drop-in :func:`maco_tf.optimize` also puts callables in the list (``views ->
 views``, e.g. Xplique's ``random_jitter(6)``); a callable's output is resized back to the
@@ -276,6 +277,19 @@ def _call(transform: Transform, views: tf.Tensor) -> tf.Tensor:
     return tf.reshape(out, views.shape)
 
 
+def _group_end(transforms: Sequence[Transform], position: int) -> int:
+    """End of the run of geometric transformations that starts at ``position``."""
+    end = position
+    while end < len(transforms) and transforms[end].name in GEOMETRIC:
+        end += 1
+    return end
+
+
+def _flip(views: tf.Tensor, flipped: tf.Tensor) -> tf.Tensor:
+    """Views mirrored left-right where ``flipped`` ``(M,)`` is true (exact, no resampling)."""
+    return tf.where(flipped[:, None, None, None], tf.reverse(views, axis=[2]), views)
+
+
 def apply_transforms(
     views: tf.Tensor,
     transforms: Sequence[Transform],
@@ -314,6 +328,11 @@ def apply_transforms(
     position = 0
     while position < len(transforms):
         transform = transforms[position]
+        if transform.name == "flip" and _group_end(transforms, position) == position + 1:
+            draws = _draws(image_seeds, step, position, nb_views, span)
+            views = _flip(views, draws[:, 0] < transform.value)
+            position += 1
+            continue
         if transform.name in GEOMETRIC:
             inverse = None
             while position < len(transforms) and transforms[position].name in GEOMETRIC:
