@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -51,7 +51,19 @@ import keras
 import numpy as np
 
 from maco_tf.checks import check_values_range
-from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
+from maco_tf.errors import IncompatibleModelError, UnknownLayerError
+from maco_tf.models.images import (
+    DEFAULT_BATCH_SIZE,
+    ImagesLike,
+    ModelInputError,
+    ModelLike,
+    as_images,
+    check_channels,
+    model_name,
+    resolve_ranges,
+    run_batches,
+    unwrap_model,
+)
 from maco_tf.models.layers import (
     PATH_SEPARATOR,
     find_layer,
@@ -82,8 +94,6 @@ __all__ = [
     "transferability",
 ]
 
-#: Images put through the model at once.
-DEFAULT_BATCH_SIZE = 32
 #: Zoo model that judges images when no model is given (see :func:`default_judge`).
 DEFAULT_JUDGE = "efficientnet-lite1"
 #: Value range of the default reference photos (uint8).
@@ -92,12 +102,9 @@ _PHOTO_RANGE = (0.0, 255.0)
 #: is recomputed on regularised covariances.
 _SQRTM_TOLERANCE = 1e-6
 
-ModelLike = object  # a keras.Model or a maco_tf.LoadedModel
-ImagesLike = object  # an array (N, H, W, C) or a maco_tf.Visualization
-
-
-class MetricInputError(MacoError):
-    """Bad input to a quality metric: empty set, wrong shape or channel count, bad class."""
+#: Bad input to a quality metric (empty set, wrong shape or channel count, bad class): the
+#: error of bad input to a model, :class:`~maco_tf.models.images.ModelInputError`.
+MetricInputError = ModelInputError
 
 
 # ------------------------------------------------------------------------------ defaults
@@ -132,110 +139,6 @@ def _reference_photos(model: ModelLike) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ inputs
-
-
-def unwrap_model(model: ModelLike) -> tuple[keras.Model, tuple[float, float] | None, str | None]:
-    """The Keras model, its declared input range and logits layer (from a LoadedModel)."""
-    if isinstance(model, keras.Model):
-        return model, None, None
-    inner = getattr(model, "model", None)
-    if isinstance(inner, keras.Model):
-        declared = getattr(model, "values_range", None)
-        declared = tuple(float(v) for v in declared) if declared is not None else None
-        return inner, declared, getattr(model, "logits_layer", None)
-    raise MetricInputError(
-        f"model must be a keras.Model or a maco_tf.LoadedModel, not {type(model).__name__}"
-    )
-
-
-def _model_name(model: ModelLike) -> str:
-    name = getattr(model, "name", None)
-    return str(name) if name else type(model).__name__
-
-
-def as_images(
-    images: ImagesLike, what: str, values_range: Sequence[float] | None
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Array ``(N, H, W, C)`` float32 and its range (given, or the Visualization's)."""
-    own_range = getattr(images, "values_range", None)
-    if hasattr(images, "images") and own_range is not None:  # a maco_tf.Visualization
-        images = images.images
-        if values_range is None:
-            values_range = own_range
-    try:
-        array = np.asarray(images, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise MetricInputError(f"{what} must be an array of images (N, H, W, C): {exc}") from exc
-    if array.ndim != 4:
-        hint = " (a single image? add a batch axis: images[None])" if array.ndim == 3 else ""
-        raise MetricInputError(
-            f"{what} must be a batch of images (N, H, W, C); got shape {array.shape}{hint}"
-        )
-    if array.shape[0] == 0:
-        raise MetricInputError(f"{what} is empty (shape {array.shape}); give at least one image")
-    if array.shape[1] == 0 or array.shape[2] == 0:
-        raise MetricInputError(f"{what} has images of size 0 (shape {array.shape})")
-    if not np.all(np.isfinite(array)):
-        raise MetricInputError(f"{what} contains NaN or infinite values")
-    checked = check_values_range(values_range, "values_range") if values_range is not None else None
-    return array, checked
-
-
-def check_channels(images: np.ndarray, what: str, model: keras.Model) -> None:
-    channels = model_input_size(model)[2]
-    if images.shape[-1] != channels:
-        raise MetricInputError(
-            f"{what} have {images.shape[-1]} channel(s) but model {model.name!r} takes "
-            f"{channels}-channel images (shape {images.shape})"
-        )
-
-
-def prepare_batch(
-    images: np.ndarray,
-    model: keras.Model,
-    values_range: tuple[float, float] | None,
-    model_range: tuple[float, float] | None,
-) -> np.ndarray:
-    """Map ``values_range`` to ``model_range`` and resize to the model input (one batch)."""
-    height, width, _ = model_input_size(model)
-    if values_range is not None and model_range is not None and values_range != model_range:
-        low, high = values_range
-        model_low, model_high = model_range
-        images = (images - low) / (high - low) * (model_high - model_low) + model_low
-    if images.shape[1:3] != (height, width):
-        import tensorflow as tf
-
-        resized = tf.image.resize(images, (height, width), method="bilinear", antialias=True)
-        images = resized.numpy()
-    return images.astype(np.float32, copy=False)
-
-
-def _ranges(
-    declared: tuple[float, float] | None,
-    values_range: tuple[float, float] | None,
-    model_range: Sequence[float] | None,
-) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-    """Resolve (images range, model range): unknown ranges default to each other."""
-    target = check_values_range(model_range, "model_range") if model_range is not None else declared
-    source = values_range if values_range is not None else target
-    return source, target if target is not None else source
-
-
-def _run_batches(
-    function: Callable[[np.ndarray], object],
-    images: np.ndarray,
-    model: keras.Model,
-    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
-    batch_size: int,
-) -> np.ndarray:
-    """``function`` on the prepared images, one batch at a time (resized per batch)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    outputs = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = prepare_batch(images[start : start + batch_size], model, *ranges)
-        outputs.append(keras.ops.convert_to_numpy(function(batch)))
-    return np.concatenate(outputs, axis=0)
 
 
 def _check_classes(target_classes: int | Sequence[int], count: int) -> np.ndarray:
@@ -362,9 +265,9 @@ class FeatureExtractor:
             ``(N, D)`` float64.
         """
         array, source = as_images(images, "images", values_range)
-        source, target = _ranges(self.model_range, source, None)
+        source, target = resolve_ranges(self.model_range, source, None)
         check_channels(array, "images", self.model)
-        features = _run_batches(
+        features = run_batches(
             lambda x: self._features(x, training=False),
             array,
             self.model,
@@ -861,9 +764,9 @@ def _recognition(
     batch_size: int,
 ) -> RecognitionScores:
     keras_model, declared, _ = unwrap_model(model)
-    source, target = _ranges(declared, source, model_range)
+    source, target = resolve_ranges(declared, source, model_range)
     check_channels(images, "images", keras_model)
-    scores = _run_batches(
+    scores = run_batches(
         lambda x: keras_model(x, training=False), images, keras_model, (source, target), batch_size
     )
     if isinstance(scores, (list, tuple)) or scores.ndim != 2:
@@ -941,7 +844,7 @@ def self_recognition(
     array, source = as_images(images, "images", values_range)
     targets = _check_classes(target_classes, array.shape[0])
     return _recognition(
-        array, source, targets, model, _model_name(model), model_range, from_logits, batch_size
+        array, source, targets, model, model_name(model), model_range, from_logits, batch_size
     )
 
 
@@ -995,7 +898,7 @@ def transferability(
         named = []
         seen: dict[str, int] = {}
         for model in models:
-            name = _model_name(model)
+            name = model_name(model)
             seen[name] = seen.get(name, 0) + 1
             named.append((name if seen[name] == 1 else f"{name}_{seen[name]}", model))
     if not named:

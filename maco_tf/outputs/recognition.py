@@ -38,16 +38,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maco_tf.outputs.metrics import (
+from maco_tf.models.images import (
     DEFAULT_BATCH_SIZE,
     ImagesLike,
-    MetricInputError,
     ModelLike,
-    RecognitionScores,
     as_images,
+    unwrap_model,
+)
+from maco_tf.outputs.metrics import (
+    MetricInputError,
+    RecognitionScores,
     default_judge,
     self_recognition,
-    unwrap_model,
 )
 
 __all__ = [
