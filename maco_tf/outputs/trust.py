@@ -26,7 +26,7 @@ features natural images do not use.
 Conventions follow :mod:`maco_tf.outputs.metrics`: batches ``(N, H, W, C)`` (or a
 :class:`~maco_tf.Visualization`), resized to the model input; each set has its own value
 range, mapped to the range the model expects; bad input raises
-:class:`~maco_tf.outputs.metrics.MetricInputError`.
+:data:`~maco_tf.outputs.features.MetricInputError`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from maco_tf.models.images import (
     unwrap_model,
 )
 from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
-from maco_tf.outputs.metrics import MetricInputError
+from maco_tf.outputs.features import MetricInputError
 
 __all__ = [
     "DEFAULT_MAX_LAYERS",
