@@ -45,11 +45,10 @@ _EXPORTS = {
     "maco_tf.models.layers": ("layer_output", "layer_paths"),
     "maco_tf.models.loading": ("LoadedModel", "load_model"),
     "maco_tf.outputs.combine": ("ClassExplanation", "explain_class"),
+    "maco_tf.outputs.features": ("MetricInputError", "feature_extractor"),
+    "maco_tf.outputs.fid": ("fid",),
     "maco_tf.outputs.metrics": (
-        "MetricInputError",
         "RecognitionScores",
-        "feature_extractor",
-        "fid",
         "plausibility",
         "self_recognition",
         "transferability",

@@ -17,16 +17,12 @@ from maco_tf.core.visualization import Visualization
 from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
 from maco_tf.models.loading import LoadedModel
 from maco_tf.models.zoo.photos import imagenet_photos, natural_photos
-from maco_tf.outputs import metrics
+from maco_tf.outputs import judges
+from maco_tf.outputs.features import FeatureExtractor, MetricInputError, feature_extractor
+from maco_tf.outputs.fid import fid, fid_from_features, frechet_distance
+from maco_tf.outputs.judges import DEFAULT_JUDGE
 from maco_tf.outputs.metrics import (
-    DEFAULT_JUDGE,
-    FeatureExtractor,
-    MetricInputError,
     RecognitionScores,
-    feature_extractor,
-    fid,
-    fid_from_features,
-    frechet_distance,
     plausibility,
     plausibility_from_features,
     self_recognition,
@@ -425,7 +421,7 @@ def test_efficientnet_lite0_features_and_recognition(lite0):
 @pytest.fixture
 def colour_judge(colour_model, monkeypatch):
     """The colour model stands in for the default judge (no zoo model is loaded)."""
-    monkeypatch.setattr(metrics, "default_judge", lambda: colour_model)
+    monkeypatch.setattr(judges, "default_judge", lambda: colour_model)
     return colour_model
 
 
@@ -451,7 +447,7 @@ def test_plausibility_and_fid_default_to_the_natural_photos(colour_judge):
 @pytest.mark.slow
 def test_default_judge_is_lite1_and_recognises_real_photos(tmp_path, monkeypatch):
     monkeypatch.setenv("MACO_TF_CACHE_DIR", str(tmp_path))
-    judge = metrics.default_judge()
+    judge = judges.default_judge()
     assert judge.name == DEFAULT_JUDGE.replace("-", "_") == "efficientnet_lite1"
     images, labels = imagenet_photos()  # 224 px, resized to the judge's 240
     scores = transferability(images, labels)["efficientnet_lite1"]

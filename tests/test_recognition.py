@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from maco_tf.outputs.metrics import MetricInputError, self_recognition
+from maco_tf.outputs.features import MetricInputError
+from maco_tf.outputs.metrics import self_recognition
 from maco_tf.outputs.recognition import (
     DEFAULT_DEGRADATIONS,
     RobustRecognition,

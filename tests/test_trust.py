@@ -25,7 +25,7 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 import maco_tf
-from maco_tf.outputs.metrics import MetricInputError
+from maco_tf.outputs.features import MetricInputError
 from maco_tf.outputs.trust import (
     TrustReport,
     default_layers,

@@ -1,6 +1,6 @@
 """Judging images: an independent network, the optimised one, and real photographs.
 
-* judge: EfficientNet-Lite1 (:func:`maco_tf.outputs.metrics.default_judge`), never optimised:
+* judge: EfficientNet-Lite1 (:func:`maco_tf.outputs.judges.default_judge`), never optimised:
   top-1, top-5 and softmax probability of the target on the whole image;
 * robust judge: the same judge after each of
   :data:`maco_tf.outputs.recognition.DEFAULT_DEGRADATIONS` (low-pass round trips to 64 and 112
@@ -35,10 +35,11 @@ class Judges:
 def load_judges(optimised: object) -> Judges:
     """EfficientNet-Lite1, its feature extractor and the photos' features."""
     from maco_tf.models.zoo.photos import imagenet_photos, natural_photos
-    from maco_tf.outputs import metrics
+    from maco_tf.outputs.features import feature_extractor
+    from maco_tf.outputs.judges import default_judge
 
-    judge = metrics.default_judge()
-    extract = metrics.feature_extractor(judge)
+    judge = default_judge()
+    extract = feature_extractor(judge)
     side = max(judge.input_size)
     photos = natural_photos(side)
     labelled, labels = imagenet_photos(side)
@@ -76,13 +77,14 @@ def score(images: np.ndarray, classes: list[int], judges: Judges, values_range) 
         ``plausibility``, ``fid``.
     """
     from maco_tf.outputs import metrics
+    from maco_tf.outputs.fid import fid_from_features
 
     robust = robust_judge(images, classes, judges, values_range)
     judged = robust.plain
     own = metrics.self_recognition(images, classes, judges.optimised, values_range=values_range)
     features = judges.extract(images, tuple(values_range))
     plausible = metrics.plausibility_from_features(features, judges.photo_features)
-    fid = metrics.fid_from_features(features, judges.photo_features) if len(images) > 1 else None
+    fid = fid_from_features(features, judges.photo_features) if len(images) > 1 else None
     return {
         **_summary(judged, own, plausible, fid),
         **_robust_summary(robust),

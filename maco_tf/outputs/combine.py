@@ -44,6 +44,7 @@ from maco_tf.errors import (
     format_suggestions,
 )
 from maco_tf.errors import suggest as _suggest
+from maco_tf.models.images import map_range, prepare_photos, resize_images, unwrap_model
 from maco_tf.models.layers import (
     as_probabilities,
     find_layer,
@@ -297,7 +298,7 @@ class ClassExplanation:
         axes[0, 0].imshow(_over_white(to_rgba(self.image, self.transparency, self.values_range)))
         axes[0, 0].set_title(maco_title, fontsize=9)
         if self.visualization_attributions is not None:
-            small = _resize(self.image[None], self.images.shape[1:3])[0]
+            small = resize_images(self.image[None], self.images.shape[1:3])[0]
             small = to_uint8(small, self.values_range)
             for col, name in enumerate(methods, start=1):
                 self._overlay(
@@ -413,108 +414,12 @@ def _normalise(attribution: np.ndarray, percentile: float, absolute: bool) -> np
 # ----------------------------------------------------------------------------- inputs
 
 
-def _unwrap_model(model: object) -> tuple[keras.Model, dict]:
-    """The Keras model and what a :class:`~maco_tf.LoadedModel` says about it."""
-    if isinstance(model, keras.Model):
-        return model, {}
-    inner = getattr(model, "model", None)
-    if isinstance(inner, keras.Model):
-        return inner, {
-            "values_range": getattr(model, "values_range", None),
-            "logits_layer": getattr(model, "logits_layer", None),
-            "class_names": getattr(model, "class_names", None),
-        }
-    raise IncompatibleModelError(
-        f"expected a keras.Model or a maco_tf.LoadedModel, got {type(model).__name__}"
-    )
-
-
-def _rescale(array: np.ndarray, source: tuple[float, float], target: tuple[float, float]):
-    if source == target:
-        return np.asarray(array, dtype=np.float32)
-    unit = (np.asarray(array, dtype=np.float64) - source[0]) / (source[1] - source[0])
-    return (unit * (target[1] - target[0]) + target[0]).astype(np.float32)
-
-
-def _resize(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear, antialiased resize of ``(N, H, W, C)`` float images."""
-    import tensorflow as tf
-
-    if tuple(images.shape[1:3]) == tuple(size):
-        return np.asarray(images, dtype=np.float32)
-    resized = tf.image.resize(np.asarray(images, np.float32), size, antialias=True)
-    return resized.numpy().astype(np.float32)
-
-
-def _center_crop(image: np.ndarray, aspect: float) -> np.ndarray:
-    """The largest centred crop of ``image`` with width / height = ``aspect``."""
-    height, width = image.shape[:2]
-    if width / height > aspect:
-        new_width = max(1, round(height * aspect))
-        left = (width - new_width) // 2
-        return image[:, left : left + new_width]
-    new_height = max(1, round(width / aspect))
-    top = (height - new_height) // 2
-    return image[top : top + new_height]
-
-
-def _prepare_images(
-    images: object,
-    size: tuple[int, int, int],
-    values_range: tuple[float, float],
-    images_range: Sequence[float] | None,
-    crop: bool,
-) -> np.ndarray:
-    """Real images as ``(N, h, w, C)`` float32 in the model's range, at its input size."""
-    height, width, channels = size
-    if isinstance(images, np.ndarray) and images.ndim == 4:
-        items = list(images)
-    elif isinstance(images, np.ndarray) and images.ndim in (2, 3):
-        items = [images]
-    else:
-        try:
-            items = [np.asarray(item) for item in images]
-        except TypeError as exc:
-            raise InvalidSettingError(
-                "images must be an array (N, H, W, C), one image (H, W, C) or a list of images"
-            ) from exc
-    if not items:
-        raise InvalidSettingError("no real image given; pass at least one image of the class")
-    prepared = []
-    for index, item in enumerate(items):
-        item = np.asarray(item)
-        if item.ndim == 2:
-            item = item[..., None]
-        if item.ndim != 3:
-            raise InvalidSettingError(
-                f"image {index} has shape {item.shape}; expected (H, W, C) or (H, W)"
-            )
-        if item.shape[-1] == 4 and channels == 3:
-            item = item[..., :3]  # drop an alpha channel
-        if item.shape[-1] == 1 and channels == 3:
-            item = np.repeat(item, 3, axis=-1)
-        if item.shape[-1] != channels:
-            raise InvalidSettingError(
-                f"image {index} has {item.shape[-1]} channels; the model takes {channels}"
-            )
-        if images_range is not None:
-            source = check_values_range(images_range, "images_range")
-        elif item.dtype == np.uint8:
-            source = (0.0, 255.0)
-        else:
-            source = values_range
-        item = _rescale(item, source, values_range)
-        if crop:
-            item = _center_crop(item, width / height)
-        prepared.append(_resize(item[None], (height, width))[0])
-    return np.stack(prepared).astype(np.float32)
-
-
-def _class_names(model_info: dict, given: Sequence[str] | None, units: int):
+def _class_names(model: object, given: Sequence[str] | None, units: int):
+    """Class names for titles: the given ones, a LoadedModel's, else ImageNet's for 1000 units."""
     if given is not None:
         return given
-    if model_info.get("class_names") is not None:
-        return model_info["class_names"]
+    if getattr(model, "class_names", None) is not None:
+        return model.class_names
     if units == 1000:
         from maco_tf.models.zoo import get_imagenet_classes
 
@@ -659,7 +564,7 @@ def _visualization_image(
                     f"pass (visualization.images[i], visualization.transparency[i])"
                 )
             index = matches[0]
-        image = _rescale(visualization.images[index], visualization.values_range, values_range)
+        image = map_range(visualization.images[index], visualization.values_range, values_range)
         return image, visualization.transparency[index], visualization
     if isinstance(visualization, tuple) and len(visualization) == 2:
         image, transparency = (np.asarray(v, dtype=np.float32) for v in visualization)
@@ -777,13 +682,13 @@ def explain_class(
     maco_tf.MacoError
         For other bad input (class out of range, images of the wrong channel count...).
     """
-    keras_model, info = _unwrap_model(model)
+    keras_model, declared_range, declared_logits = unwrap_model(model)
     height, width, channels = model_input_size(keras_model)
     if values_range is None:
-        values_range = info.get("values_range") or (-1.0, 1.0)
+        values_range = declared_range or (-1.0, 1.0)
     values_range = check_values_range(values_range, "values_range")
     if logits_layer is None:
-        logits_layer = info.get("logits_layer")
+        logits_layer = declared_logits
     scorer, logits_label = _scoring_model(keras_model, logits_layer)
     units = int(np.prod(scorer.outputs[0].shape[1:]))
     if len(scorer.outputs[0].shape) != 2:
@@ -791,13 +696,13 @@ def explain_class(
             f"layer {logits_label!r} has output shape {tuple(scorer.outputs[0].shape)}; "
             f"explain_class needs class scores (batch, classes): pass logits_layer="
         )
-    names = _class_names(info, class_names, units)
+    names = _class_names(model, class_names, units)
     class_id = _resolve_class(class_id, names, units)
     class_label = (
         str(names[class_id]) if names is not None and class_id < len(names) else f"class {class_id}"
     )
 
-    photos = _prepare_images(images, (height, width, channels), values_range, images_range, crop)
+    photos = prepare_photos(images, (height, width, channels), values_range, images_range, crop)
     explainers = _explainers(methods, method_kwargs, scorer, conv_layer)
     image, transparency, run = _visualization_image(
         visualization, keras_model, class_id, class_label, logits_label, values_range
@@ -809,7 +714,7 @@ def explain_class(
 
     inputs = photos
     if explain_visualization:
-        inputs = np.concatenate([_resize(image[None], (height, width)), photos])
+        inputs = np.concatenate([resize_images(image[None], (height, width)), photos])
     targets = np.zeros((len(inputs), units), dtype=np.float32)
     targets[:, class_id] = 1.0
     predictions = np.asarray(scorer.predict(inputs, verbose=0), dtype=np.float32)

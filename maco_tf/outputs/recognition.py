@@ -25,7 +25,7 @@ degradations of their top-1 rates; the undegraded scores are kept apart
 Input conventions and errors are those of :mod:`maco_tf.outputs.metrics`: a batch
 ``(N, H, W, C)`` or a :class:`~maco_tf.Visualization`, ``values_range`` the images' range
 (default: the Visualization's, else the model's), class indices per image or one for all,
-bad input raises :class:`~maco_tf.outputs.metrics.MetricInputError`.
+bad input raises :data:`~maco_tf.outputs.features.MetricInputError`.
 """
 
 from __future__ import annotations
@@ -38,17 +38,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maco_tf.outputs.metrics import (
+from maco_tf.models.images import (
     DEFAULT_BATCH_SIZE,
     ImagesLike,
-    MetricInputError,
     ModelLike,
-    RecognitionScores,
     as_images,
-    default_judge,
-    self_recognition,
     unwrap_model,
 )
+from maco_tf.outputs.features import MetricInputError
+from maco_tf.outputs.judges import default_judge
+from maco_tf.outputs.metrics import RecognitionScores, self_recognition
 
 __all__ = [
     "DEFAULT_DEGRADATIONS",
@@ -279,7 +278,7 @@ def robust_recognition(
         One class index per image, or one int for all.
     model
         The judge: a Keras classifier or a :class:`~maco_tf.LoadedModel`; default
-        :func:`~maco_tf.outputs.metrics.default_judge` (EfficientNet-Lite1, offline zoo).
+        :func:`~maco_tf.outputs.judges.default_judge` (EfficientNet-Lite1, offline zoo).
     values_range
         Range of ``images``; default: the Visualization's, else the model's.
     degradations

@@ -26,7 +26,7 @@ features natural images do not use.
 Conventions follow :mod:`maco_tf.outputs.metrics`: batches ``(N, H, W, C)`` (or a
 :class:`~maco_tf.Visualization`), resized to the model input; each set has its own value
 range, mapped to the range the model expects; bad input raises
-:class:`~maco_tf.outputs.metrics.MetricInputError`.
+:data:`~maco_tf.outputs.features.MetricInputError`.
 """
 
 from __future__ import annotations
@@ -40,22 +40,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from maco_tf.checks import check_values_range
 from maco_tf.core.limits import Limits
 from maco_tf.core.objectives import compile_objective
 from maco_tf.errors import UnknownLayerError
-from maco_tf.models.images import IMAGE_SUFFIXES, ImageReadError, image_files, read_image
-from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
-from maco_tf.outputs.metrics import (
+from maco_tf.models.images import (
     DEFAULT_BATCH_SIZE,
+    IMAGE_SUFFIXES,
+    ImageReadError,
     ImagesLike,
-    MetricInputError,
     ModelLike,
     as_images,
     check_channels,
-    prepare_batch,
+    image_files,
+    prepared_batches,
+    read_image,
+    resolve_ranges,
     unwrap_model,
 )
+from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
+from maco_tf.outputs.features import MetricInputError
 
 __all__ = [
     "DEFAULT_MAX_LAYERS",
@@ -349,12 +352,9 @@ def _batched(
     reduce: Callable[[list], list[np.ndarray]],
 ) -> list[np.ndarray]:
     """``reduce`` applied to ``tensors`` computed on each prepared batch, concatenated."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise MetricInputError(f"batch_size must be an integer >= 1; got {batch_size!r}")
     extractor = keras.Model(model.inputs[0], list(tensors))
     parts = []
-    for start in range(0, images.shape[0], batch_size):
-        batch = prepare_batch(images[start : start + batch_size], model, *ranges)
+    for batch in prepared_batches(images, model, ranges, batch_size):
         outputs = extractor(batch, training=False)
         parts.append(reduce(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]))
     return [np.concatenate(part, axis=0) for part in zip(*parts, strict=True)]
@@ -410,19 +410,9 @@ def layer_features(
     keras_model, declared, _ = unwrap_model(model)
     array, source = as_images(images, "images", values_range)
     check_channels(array, "images", keras_model)
-    target = _model_range(declared, model_range, source)
+    ranges = resolve_ranges(declared, source, model_range)
     paths, tensors = _resolve_layers(keras_model, layers, max_layers)
-    return paths, _features(array, keras_model, tensors, (source or target, target), batch_size)
-
-
-def _model_range(
-    declared: tuple[float, float] | None,
-    model_range: Sequence[float] | None,
-    fallback: tuple[float, float] | None,
-) -> tuple[float, float] | None:
-    if model_range is not None:
-        return check_values_range(model_range, "model_range")
-    return declared if declared is not None else fallback
+    return paths, _features(array, keras_model, tensors, ranges, batch_size)
 
 
 # ---------------------------------------------------------------------- path similarity
@@ -498,8 +488,7 @@ def path_similarity(
         )
     for what, array in (("visualizations", vis), ("natural_images", refs), ("baseline", base)):
         check_channels(array, what, keras_model)
-    target = _model_range(declared, model_range, vis_range)
-    vis_range = vis_range or target
+    vis_range, target = resolve_ranges(declared, vis_range, model_range)
     ref_range = ref_range or vis_range
     paths, tensors = _resolve_layers(keras_model, layers, max_layers)
     profiles = _profiles(
@@ -545,12 +534,11 @@ def objective_scores(
     model = compiled.model
     array, source = as_images(images, "images", values_range)
     check_channels(array, "images", model)
-    target = _model_range(None, model_range, source)
     (scores,) = _batched(
         array,
         model,
         list(compiled.outputs),
-        (source or target, target),
+        resolve_ranges(None, source, model_range),
         batch_size,
         lambda outputs: [_combination_values(compiled, outputs)],
     )
@@ -805,8 +793,7 @@ def trust_check(
         )
     for what, array in (("visualizations", vis), ("photos", pool)):
         check_channels(array, what, model)
-    target = _model_range(None, model_range, vis_range)
-    vis_range = vis_range or target
+    vis_range, target = resolve_ranges(None, vis_range, model_range)
     pool_range = pool_range or vis_range
     _check_within(pool, pool_range, "photos", "photos_range")
     paths, tensors = _resolve_layers(model, layers, max_layers)
