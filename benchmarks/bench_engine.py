@@ -119,12 +119,29 @@ def callback_overhead(model, objective_cls, args):
         for name, callbacks in variants.items():
             samples[name].append(per_step(lambda s, c=callbacks: timer(s, c), args.steps))
     ratios = [a / b for a, b in zip(samples["empty callback"], samples["none"], strict=True)]
+    step = statistics.median(samples["none"])
     print(
         f"\nmaco_tf.maco with an empty callback vs none: "
-        f"{statistics.median(samples['empty callback']):.3f} vs "
-        f"{statistics.median(samples['none']):.3f} s/step, "
+        f"{statistics.median(samples['empty callback']):.3f} vs {step:.3f} s/step, "
         f"{100 * (statistics.median(ratios) - 1):+.1f}% (median of per-round ratios)"
     )
+    hook = hook_seconds()
+    print(
+        f"the hook itself (an empty callback, once per call of 8 steps): {1e6 * hook:.1f} us "
+        f"per call, {100 * hook / 8 / step:.4f}% of a step"
+    )
+
+
+def hook_seconds(calls=20000):
+    """What the run does between two compiled calls with an empty callback, timed alone."""
+    from maco_tf.core.callbacks import BatchWatcher
+
+    values, images = np.zeros((8, 1), np.float32), np.zeros((1, 8, 8, 3), np.float32)
+    watcher = BatchWatcher(count=1, steps=10**9, names=("a",), callbacks=(lambda p: None,))
+    start = time.perf_counter()
+    for call in range(calls):
+        watcher(8 * (call + 1), values, lambda: images)
+    return (time.perf_counter() - start) / calls
 
 
 def make_floor(model, args, sequential=False):
