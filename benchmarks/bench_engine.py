@@ -11,6 +11,7 @@ measured per variant in a fresh subprocess (peak RSS on CPU, TensorFlow's peak o
     python benchmarks/bench_engine.py --steps 6 --rounds 2  # quicker
     python benchmarks/bench_engine.py --objectives 1,4,8     # per-image cost vs batch size
     python benchmarks/bench_engine.py --optimize-only --size 256 --steps 4 --rounds 2
+    python benchmarks/bench_engine.py --callbacks-only      # an empty callback's cost alone
 """
 
 from __future__ import annotations
@@ -138,6 +139,59 @@ def optimize_row(model, objective_cls, args):
     )
 
 
+def callback_overhead(model, objective_cls, args):
+    """Step time of ``maco_tf.maco`` with an empty callback against none, side by side.
+
+    Interleaved in rounds; the row printed is the median of the per-round ratios.
+    """
+    import maco_tf
+
+    objective = objective_for(model, objective_cls, 1)
+
+    def timer(steps, callbacks):
+        start = time.perf_counter()
+        maco_tf.maco(
+            objective,
+            nb_steps=steps,
+            nb_crops=args.crops,
+            custom_shape=(args.size, args.size),
+            values_range=(0, 255),
+            seed=0,
+            callbacks=callbacks,
+        )
+        return time.perf_counter() - start
+
+    variants = {"none": None, "empty callback": [lambda progress: None]}
+    samples = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, callbacks in variants.items():
+            samples[name].append(per_step(lambda s, c=callbacks: timer(s, c), args.steps))
+    ratios = [a / b for a, b in zip(samples["empty callback"], samples["none"], strict=True)]
+    step = statistics.median(samples["none"])
+    print(
+        f"\nmaco_tf.maco with an empty callback vs none: "
+        f"{statistics.median(samples['empty callback']):.3f} vs {step:.3f} s/step, "
+        f"{100 * (statistics.median(ratios) - 1):+.1f}% (median of per-round ratios)"
+    )
+    hook = hook_seconds()
+    print(
+        f"the hook itself (an empty callback, once per call of 8 steps): {1e6 * hook:.1f} us "
+        f"per call, {100 * hook / 8 / step:.4f}% of a step"
+    )
+
+
+def hook_seconds(calls=20000):
+    """What the run does between two compiled calls with an empty callback, timed alone."""
+    from maco_tf.core.callbacks import BatchWatcher
+
+    values, images = np.zeros((8, 1), np.float32), np.zeros((1, 8, 8, 3), np.float32)
+    watcher = BatchWatcher(count=1, steps=10**9, names=("a",), callbacks=(lambda p: None,))
+    start = time.perf_counter()
+    for call in range(calls):
+        watcher(8 * (call + 1), values, lambda: images)
+    return (time.perf_counter() - start) / calls
+
+
 def make_floor(model, args, sequential=False):
     """The model's forward + backward on fixed crops, ``n`` steps inside one compiled call.
 
@@ -226,10 +280,14 @@ def main():
     parser.add_argument(
         "--optimize-only", action="store_true", help="only the optimize row (quick)"
     )
+    parser.add_argument("--callbacks-only", action="store_true", help="only the callback row")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         memory_child(args.memory_child, args)
+        return
+    if args.callbacks_only:
+        callback_overhead(*build(args), args)
         return
 
     model, objective_cls = build(args)
@@ -300,6 +358,8 @@ def main():
         f"the loop alone costs {100 * alone:.1f}% of the floor (an upper bound of the overhead: "
         "nothing of it overlaps with the model)"
     )
+
+    callback_overhead(model, objective_cls, args)
 
     counts = [int(c) for c in args.objectives.split(",")]
     print(f"\n{'objectives per loop':20s} {'s/step':>8s} {'s/step/image':>13s}")
