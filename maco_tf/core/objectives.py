@@ -19,10 +19,8 @@ import numpy as np
 import tensorflow as tf
 from xplique.features_visualizations import Objective
 
-from maco_tf.checks import is_finite_number
+from maco_tf.checks import as_float32, is_finite_number
 from maco_tf.errors import InvalidSettingError
-
-from maco_tf.checks import as_float32
 
 LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 #: ``(features of all views, nb_images, nb_views) -> scalar``.
