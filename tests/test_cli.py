@@ -490,3 +490,19 @@ def test_grayscale_model_with_maco_points_to_a_flag(tmp_path, capsys):
     assert main([*argv, "--size", "32", "--out", str(tmp_path / "o")]) == 2
     assert "use --method fourier" in capsys.readouterr().err
     assert main([*argv, "--size", "32", "--method", "fourier", "--out", str(tmp_path / "o")]) == 0
+
+
+def test_overwrite_deletes_the_recorded_snapshots(tmp_path):
+    from maco_tf.runs.results import ResultsFile, discard
+
+    names = ["a.png", "a_rgba.png", "a_heatmap.png", "a/snapshots/step_0004.png"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"png")
+    record = {
+        "slug": "a",
+        "files": dict(zip(("image", "rgba", "heatmap"), names[:3], strict=True)),
+        "snapshots": names[3:],
+    }
+    discard(ResultsFile(tmp_path / "results.json", {}, {"a": record}, []), ["x"], overwrite=True)
+    assert not any((tmp_path / name).exists() for name in names)
