@@ -63,13 +63,8 @@ _EXPORTS = {
         "to_uint8",
     ),
     "maco_tf.outputs.tensorboard": ("TensorBoardLogger",),
-    "maco_tf.outputs.trust": (
-        "TrustReport",
-        "load_photos",
-        "path_similarity",
-        "top_activating",
-        "trust_check",
-    ),
+    "maco_tf.outputs.references": ("load_photos", "top_activating"),
+    "maco_tf.outputs.trust": ("TrustReport", "path_similarity", "trust_check"),
     "maco_tf.targets.accentuation": ("Accentuation", "AccentuationInputError", "accentuate"),
     "maco_tf.targets.concepts": (
         "ConceptIndexError",

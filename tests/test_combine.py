@@ -3,12 +3,8 @@ import pytest
 from xplique.attributions import Saliency
 
 from maco_tf import MacoError, visualize
-from maco_tf.outputs.combine import (
-    ClassExplanation,
-    UnknownAttributionMethodError,
-    explain_class,
-    last_conv_layer,
-)
+from maco_tf.outputs.attributions import UnknownAttributionMethodError, last_conv_layer
+from maco_tf.outputs.combine import ClassExplanation, explain_class
 from maco_tf.targets.units import neuron
 
 FAST_VIS = dict(steps=4, crops=2, size=(48, 48), seed=0)

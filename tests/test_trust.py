@@ -25,18 +25,10 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 import maco_tf
+from maco_tf.outputs.activations import default_layers, layer_features
 from maco_tf.outputs.features import MetricInputError
-from maco_tf.outputs.trust import (
-    TrustReport,
-    default_layers,
-    layer_features,
-    load_photos,
-    objective_scores,
-    path_similarity,
-    rank_correlation,
-    top_activating,
-    trust_check,
-)
+from maco_tf.outputs.references import load_photos, objective_scores, top_activating
+from maco_tf.outputs.trust import TrustReport, path_similarity, rank_correlation, trust_check
 from maco_tf.targets import neuron
 
 from .test_images import exif_rotated_jpeg

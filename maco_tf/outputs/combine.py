@@ -24,7 +24,6 @@ Examples
 
 from __future__ import annotations
 
-import inspect
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -52,16 +51,10 @@ from maco_tf.models.layers import (
     layer_output,
     model_input_size,
 )
-from maco_tf.outputs.render import to_rgba, to_uint8
+from maco_tf.outputs.attributions import attribution_maps, build_explainers
+from maco_tf.outputs.figures import HeatmapStyle, plot_explanation
 
-__all__ = [
-    "DEFAULT_VISUALIZATION",
-    "ClassExplanation",
-    "UnknownAttributionMethodError",
-    "attribution_methods",
-    "explain_class",
-    "last_conv_layer",
-]
+__all__ = ["DEFAULT_VISUALIZATION", "ClassExplanation", "explain_class"]
 
 DEFAULT_VISUALIZATION: dict[str, object] = {
     "steps": 128,
@@ -78,87 +71,6 @@ The image has the model's input size (its ``values_range`` is the model's). ``bo
 linear ramp from 1.0 to 0.6 of the side: attribution methods look at the *whole* image, and
 with large crops the model also recognises the class in the whole MACO image (see
 ``docs/attributions.md``)."""
-_CONV_TYPES = (
-    keras.layers.Conv2D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-    keras.layers.Conv2DTranspose,
-)
-
-
-class UnknownAttributionMethodError(MacoError):
-    """An attribution method name is not one of Xplique's explainers."""
-
-
-def _key(name: str) -> str:
-    """Normalised method name: ``"Grad-CAM"``, ``"grad_cam"`` and ``"GradCAM"`` are the same."""
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
-def attribution_methods() -> dict[str, type]:
-    """Xplique's attribution explainers by class name (``"Saliency"``, ``"GradCAM"``...).
-
-    Returns
-    -------
-    methods
-        ``{class name: explainer class}`` for every class exported by ``xplique.attributions``
-        that has an ``explain`` method.
-    """
-    from xplique import attributions
-
-    found = {}
-    for name in getattr(attributions, "__all__", dir(attributions)):
-        item = getattr(attributions, name, None)
-        if inspect.isclass(item) and callable(getattr(item, "explain", None)):
-            found[name] = item
-    return found
-
-
-def _method_class(name: str) -> type:
-    """The Xplique explainer class for a (case- and punctuation-insensitive) name."""
-    known = attribution_methods()
-    by_key = {_key(n): cls for n, cls in known.items()}
-    cls = by_key.get(_key(name))
-    if cls is None:
-        hints = _suggest(name, known)
-        raise UnknownAttributionMethodError(
-            f"unknown attribution method {name!r}{format_suggestions(hints)} "
-            f"(known: {', '.join(sorted(known))}; or pass an explainer instance)"
-        )
-    return cls
-
-
-def last_conv_layer(model: keras.Model) -> str:
-    """Name of the last convolution of ``model`` with a spatial output, for Grad-CAM.
-
-    Only the model's own layers are searched (Grad-CAM reads the layer's output in the model's
-    graph); for EfficientNet-Lite0 this is ``"top_conv"``.
-
-    Parameters
-    ----------
-    model
-        A Keras model.
-
-    Returns
-    -------
-    name
-        The layer's name.
-
-    Raises
-    ------
-    IncompatibleModelError
-        When the model has no convolution of its own (e.g. a backbone nested as one layer):
-        pass ``conv_layer=`` to :func:`explain_class`, or use another method.
-    """
-    for layer in reversed(model.layers):
-        if isinstance(layer, _CONV_TYPES) and len(layer.output.shape) == 4:
-            return layer.name
-    raise IncompatibleModelError(
-        f"model {model.name!r} has no convolution layer of its own for Grad-CAM; pass "
-        f"conv_layer= (a 4-D layer of the model), or choose methods without a conv layer"
-    )
-
-
 # ----------------------------------------------------------------------------- result
 
 
@@ -256,7 +168,8 @@ class ClassExplanation:
         Row 0 shows the MACO image over white with its transparency as alpha, then each
         method's attribution of the MACO image (when computed). Each next row shows a real
         image, titled with the model's top-1 class and the explained class's probability, then
-        each method's attribution as a heatmap over the image.
+        each method's attribution as a heatmap over the image (drawn by
+        :func:`~maco_tf.outputs.figures.plot_explanation`).
 
         Parameters
         ----------
@@ -280,72 +193,8 @@ class ClassExplanation:
             A ``matplotlib.figure.Figure`` (not registered with pyplot: display it in a
             notebook by returning it, or ``figure.savefig(path)``).
         """
-        from matplotlib.figure import Figure
-
-        methods = self.methods
-        rows, cols = 1 + len(self.images), 1 + max(len(methods), 1)
-        figure = Figure(
-            figsize=(cell_size * cols, cell_size * rows * 1.15), dpi=dpi, layout="constrained"
-        )
-        axes = np.asarray(figure.subplots(rows, cols, squeeze=False))
-        for ax in axes.flat:
-            ax.set_axis_off()
-
-        maco_title = f"MACO: {self.class_name}"
-        if self.visualization_prediction is not None:
-            top = self.label(int(np.argmax(self.visualization_prediction)))
-            maco_title += f"\ntop-1: {top}, p={self.visualization_probability:.2f}"
-        axes[0, 0].imshow(_over_white(to_rgba(self.image, self.transparency, self.values_range)))
-        axes[0, 0].set_title(maco_title, fontsize=9)
-        if self.visualization_attributions is not None:
-            small = resize_images(self.image[None], self.images.shape[1:3])[0]
-            small = to_uint8(small, self.values_range)
-            for col, name in enumerate(methods, start=1):
-                self._overlay(
-                    axes[0, col],
-                    small,
-                    self.visualization_attributions[name],
-                    cmap,
-                    alpha,
-                    percentile,
-                    absolute,
-                )
-                axes[0, col].set_title(f"{name} (MACO)", fontsize=9)
-        for row in range(len(self.images)):
-            photo = to_uint8(self.images[row], self.values_range)
-            if photo.shape[-1] == 1:
-                photo = np.repeat(photo, 3, axis=-1)
-            axes[row + 1, 0].imshow(photo)
-            top = int(self.predicted_classes[row])
-            axes[row + 1, 0].set_title(
-                f"top-1: {self.label(top)}\np({self.class_name})={self.class_probability[row]:.2f}",
-                fontsize=9,
-            )
-            for col, name in enumerate(methods, start=1):
-                self._overlay(
-                    axes[row + 1, col],
-                    photo,
-                    self.attributions[name][row],
-                    cmap,
-                    alpha,
-                    percentile,
-                    absolute,
-                )
-                axes[row + 1, col].set_title(name, fontsize=9)
-        return figure
-
-    @staticmethod
-    def _overlay(ax, picture, attribution, cmap, alpha, percentile, absolute) -> None:
-        if picture.shape[-1] == 1:
-            picture = np.repeat(picture, 3, axis=-1)
-        ax.imshow(picture)
-        ax.imshow(
-            _normalise(attribution, percentile, absolute),
-            cmap=cmap,
-            alpha=alpha,
-            vmin=0.0,
-            vmax=1.0,
-        )
+        style = HeatmapStyle(cmap=cmap, alpha=alpha, percentile=percentile, absolute=absolute)
+        return plot_explanation(self, style, cell_size=cell_size, dpi=dpi)
 
     def save(self, path: str | os.PathLike, **plot_kwargs: object) -> Path:
         """Save the figure of :meth:`plot` (``.png``, ``.pdf``...) or the arrays (``.npz``).
@@ -385,30 +234,6 @@ class ClassExplanation:
         figure = self.plot(**plot_kwargs)
         figure.savefig(path, bbox_inches="tight")
         return path
-
-
-def _over_white(rgba: np.ndarray) -> np.ndarray:
-    """Composite an RGBA uint8 image over white (as the MACO paper shows transparency)."""
-    alpha = rgba[..., 3:4].astype(np.float64) / 255.0
-    rgb = rgba[..., :3].astype(np.float64) * alpha + 255.0 * (1.0 - alpha)
-    return np.round(rgb).astype(np.uint8)
-
-
-def _normalise(attribution: np.ndarray, percentile: float, absolute: bool) -> np.ndarray:
-    """An attribution map scaled to [0, 1] for display, as Xplique's ``plot_attributions``.
-
-    Values are clipped to their ``[100 - percentile, percentile]`` percentiles, then mapped
-    linearly (minimum to 0, maximum to 1): maps with a large offset, such as RISE's, still
-    show their variations.
-    """
-    values = np.asarray(attribution, dtype=np.float64)
-    values = np.where(np.isfinite(values), values, 0.0)
-    if absolute:
-        values = np.abs(values)
-    low, high = np.percentile(values, 100.0 - percentile), np.percentile(values, percentile)
-    if high <= low:
-        return np.zeros(values.shape, dtype=np.float32)
-    return ((np.clip(values, low, high) - low) / (high - low)).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -466,82 +291,6 @@ def _scoring_model(model: keras.Model, logits_layer: str | int | None) -> tuple[
         model.inputs, layer_output(model, logits_layer), name=f"{model.name}_logits"
     )
     return scorer, label
-
-
-def _explainers(
-    methods: object,
-    method_kwargs: Mapping[str, Mapping[str, object]] | None,
-    model: keras.Model,
-    conv_layer: str | int | None,
-) -> dict[str, object]:
-    """``{label: explainer}`` from names, classes, instances or a ``{name: kwargs}`` mapping."""
-    if isinstance(methods, (str, bytes)) or not isinstance(methods, (Sequence, Mapping)):
-        methods = [methods]
-    items = list(methods.items()) if isinstance(methods, Mapping) else [(m, None) for m in methods]
-    if not items:
-        raise InvalidSettingError("no attribution method given; e.g. methods=('Saliency',)")
-    extra = {_key(str(k)): dict(v) for k, v in (method_kwargs or {}).items()}
-    explainers: dict[str, object] = {}
-    used_keys = set()
-    for method, kwargs in items:
-        if isinstance(method, str):
-            cls, label = _method_class(method), method
-        elif inspect.isclass(method):
-            cls, label = method, method.__name__
-        elif callable(getattr(method, "explain", None)):
-            if kwargs:
-                raise InvalidSettingError(
-                    f"{type(method).__name__} is already built; its kwargs {kwargs!r} cannot apply"
-                )
-            explainers[_unique(type(method).__name__, explainers)] = method
-            continue
-        else:
-            raise InvalidSettingError(
-                f"methods must be Xplique method names, explainer classes or instances; got "
-                f"{method!r}"
-            )
-        options = dict(kwargs or {})
-        for key in (_key(label), _key(cls.__name__)):
-            if key in extra:
-                options = {**extra[key], **options}
-                used_keys.add(key)
-        parameters = inspect.signature(cls.__init__).parameters
-        if "conv_layer" in parameters and options.get("conv_layer") is None:
-            options["conv_layer"] = conv_layer if conv_layer is not None else last_conv_layer(model)
-        try:
-            explainers[_unique(label, explainers)] = cls(model, **options)
-        except TypeError as exc:
-            raise InvalidSettingError(
-                f"cannot build {cls.__name__} with {options!r}: {exc}"
-            ) from exc
-    unused = set(extra) - used_keys
-    if unused:
-        raise InvalidSettingError(
-            f"method_kwargs names methods that are not used: {', '.join(sorted(unused))}"
-        )
-    return explainers
-
-
-def _unique(label: str, taken: Mapping[str, object]) -> str:
-    if label not in taken:
-        return label
-    count = 2
-    while f"{label} #{count}" in taken:
-        count += 1
-    return f"{label} #{count}"
-
-
-def _maps(explanations: object, count: int) -> np.ndarray:
-    """Attributions as ``(N, h, w)`` float32 (channels averaged)."""
-    maps = np.asarray(explanations, dtype=np.float32)
-    if maps.ndim == 4:
-        maps = maps[..., 0] if maps.shape[-1] == 1 else maps.mean(axis=-1)
-    if maps.ndim != 3 or maps.shape[0] != count:
-        raise IncompatibleModelError(
-            f"the attribution method returned shape {np.shape(explanations)}; expected "
-            f"({count}, H, W[, C]) image attributions"
-        )
-    return maps
 
 
 def _visualization_image(
@@ -640,7 +389,8 @@ def explain_class(
         ``"IntegratedGradients"``, ``"SmoothGrad"``, ``"Occlusion"``... case-insensitive),
         explainer classes, explainer instances built on the model, or a mapping
         ``{name: constructor kwargs}``. Methods with a ``conv_layer`` argument (Grad-CAM,
-        Grad-CAM++) get ``conv_layer`` or, by default, :func:`last_conv_layer`.
+        Grad-CAM++) get ``conv_layer`` or, by default,
+        :func:`~maco_tf.outputs.attributions.last_conv_layer`.
     values_range
         ``(low, high)`` range of the model's inputs (``(0, 255)`` for the zoo's
         EfficientNet-Lite0); default the :class:`~maco_tf.LoadedModel`'s, else ``(-1, 1)``
@@ -677,7 +427,7 @@ def explain_class(
 
     Raises
     ------
-    UnknownAttributionMethodError
+    maco_tf.outputs.attributions.UnknownAttributionMethodError
         For a method name that is not an Xplique explainer (with suggestions).
     maco_tf.MacoError
         For other bad input (class out of range, images of the wrong channel count...).
@@ -703,7 +453,7 @@ def explain_class(
     )
 
     photos = prepare_photos(images, (height, width, channels), values_range, images_range, crop)
-    explainers = _explainers(methods, method_kwargs, scorer, conv_layer)
+    explainers = build_explainers(methods, method_kwargs, scorer, conv_layer)
     image, transparency, run = _visualization_image(
         visualization, keras_model, class_id, class_label, logits_label, values_range
     )
@@ -720,7 +470,7 @@ def explain_class(
     predictions = np.asarray(scorer.predict(inputs, verbose=0), dtype=np.float32)
     attributions, on_visualization = {}, {}
     for label, explainer in explainers.items():
-        maps = _maps(explainer.explain(inputs, targets), len(inputs))
+        maps = attribution_maps(explainer.explain(inputs, targets), len(inputs))
         if explain_visualization:
             on_visualization[label], maps = maps[0], maps[1:]
         attributions[label] = maps

@@ -32,58 +32,33 @@ range, mapped to the range the model expects; bad input raises
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
 
-from maco_tf.core.limits import Limits
 from maco_tf.core.objectives import compile_objective
-from maco_tf.errors import UnknownLayerError
 from maco_tf.models.images import (
     DEFAULT_BATCH_SIZE,
-    IMAGE_SUFFIXES,
-    ImageReadError,
     ImagesLike,
     ModelLike,
     as_images,
     check_channels,
-    image_files,
-    prepared_batches,
-    read_image,
     resolve_ranges,
     unwrap_model,
 )
-from maco_tf.models.layers import find_layer, layer_output, layer_paths, model_input_size
+from maco_tf.models.layers import model_input_size
+from maco_tf.outputs.activations import (
+    DEFAULT_MAX_LAYERS,
+    batched_outputs,
+    layer_means,
+    resolve_layers,
+    spatial_mean,
+)
 from maco_tf.outputs.features import MetricInputError
+from maco_tf.outputs.references import PHOTO_RANGE, combination_values, load_photos, top_indices
 
-__all__ = [
-    "DEFAULT_MAX_LAYERS",
-    "PHOTO_RANGE",
-    "PHOTO_SUFFIXES",
-    "TrustReport",
-    "default_layers",
-    "layer_features",
-    "load_photos",
-    "objective_scores",
-    "path_similarity",
-    "rank_correlation",
-    "top_activating",
-    "trust_check",
-]
-
-#: Layers compared by default, spread evenly over the depth of the model.
-DEFAULT_MAX_LAYERS = 16
-#: Range of the pixel values :func:`load_photos` returns.
-PHOTO_RANGE = (0.0, 255.0)
-#: File suffixes :func:`load_photos` reads (case-insensitive).
-PHOTO_SUFFIXES = IMAGE_SUFFIXES
-#: Fewest channels a compared layer needs: the ranks of fewer numbers are too coarse to
-#: correlate (three numbers give only four possible values), and it keeps out the input.
-_MIN_FEATURES = 8
+__all__ = ["TrustReport", "path_similarity", "rank_correlation", "trust_check"]
 
 
 # ------------------------------------------------------------------------------- report
@@ -253,168 +228,6 @@ def _profiles(
     )
 
 
-# ---------------------------------------------------------------------------- layers
-
-
-def _feature_count(layer: keras.layers.Layer) -> int | None:
-    """Channels of a layer whose output is a single ``(batch, ..., C)`` tensor, else None."""
-    try:
-        shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return None
-    if not isinstance(shape, tuple) or len(shape) < 2 or shape[-1] is None:
-        return None
-    return int(shape[-1])
-
-
-def default_layers(model: ModelLike, max_layers: int = DEFAULT_MAX_LAYERS) -> list[str]:
-    """Layers the trust check compares by default, spread evenly over the model's depth.
-
-    Every addressable layer (nested models expanded, see :func:`maco_tf.layer_paths`) with one
-    output of at least 8 channels is a candidate, input layers and nested-model containers
-    excepted; ``max_layers`` of them are taken at evenly spaced depths, always including the
-    last one.
-
-    Parameters
-    ----------
-    model
-        A Keras model or a :class:`~maco_tf.LoadedModel`.
-    max_layers
-        How many layers at most.
-
-    Returns
-    -------
-    paths
-        Layer paths, input side first.
-    """
-    keras_model, _, _ = unwrap_model(model)
-    if isinstance(max_layers, bool) or not isinstance(max_layers, int) or max_layers < 1:
-        raise MetricInputError(f"max_layers must be an integer >= 1; got {max_layers!r}")
-    candidates = []
-    for path in layer_paths(keras_model):
-        layer = find_layer(keras_model, path)[-1]
-        if isinstance(layer, keras.layers.InputLayer) or isinstance(layer, keras.Model):
-            continue
-        count = _feature_count(layer)
-        if count is not None and count >= _MIN_FEATURES:
-            candidates.append(path)
-    if not candidates:
-        raise MetricInputError(
-            f"model {keras_model.name!r} has no layer with {_MIN_FEATURES} or more channels to "
-            f"compare; name the layers with layers=[...]"
-        )
-    if len(candidates) <= max_layers:
-        return candidates
-    picks = np.unique(np.round(np.linspace(0, len(candidates) - 1, max_layers)).astype(int))
-    return [candidates[index] for index in picks]
-
-
-def _resolve_layers(
-    model: keras.Model, layers: Sequence[str | int] | None, max_layers: int
-) -> tuple[list[str], list]:
-    """Layer paths and their symbolic outputs, connected to ``model.inputs[0]``."""
-    if layers is None:
-        paths = default_layers(model, max_layers)
-    else:
-        if isinstance(layers, (str, int)):
-            layers = [layers]
-        paths = ["/".join(item.name for item in find_layer(model, layer)) for layer in layers]
-        if not paths:
-            raise MetricInputError("layers is empty; give at least one layer, or None")
-    outputs = []
-    for path in paths:
-        tensor = layer_output(model, path)
-        if isinstance(tensor, (list, tuple)):
-            raise UnknownLayerError(
-                f"layer {path!r} has several outputs; compare single-output layers"
-            )
-        if len(tensor.shape) < 2 or tensor.shape[-1] is None or tensor.shape[-1] < _MIN_FEATURES:
-            raise MetricInputError(
-                f"layer {path!r} has output shape {tuple(tensor.shape)}; the trust check "
-                f"ranks channels and needs at least {_MIN_FEATURES} of them"
-            )
-        outputs.append(tensor)
-    return paths, outputs
-
-
-def _spatial_mean(output: object) -> np.ndarray:
-    """``(B, ..., C) -> (B, C)`` float64: the mean over every axis but the batch and channels."""
-    array = keras.ops.convert_to_numpy(output).astype(np.float64)
-    return array.mean(axis=tuple(range(1, array.ndim - 1))) if array.ndim > 2 else array
-
-
-def _batched(
-    images: np.ndarray,
-    model: keras.Model,
-    tensors: list,
-    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
-    batch_size: int,
-    reduce: Callable[[list], list[np.ndarray]],
-) -> list[np.ndarray]:
-    """``reduce`` applied to ``tensors`` computed on each prepared batch, concatenated."""
-    extractor = keras.Model(model.inputs[0], list(tensors))
-    parts = []
-    for batch in prepared_batches(images, model, ranges, batch_size):
-        outputs = extractor(batch, training=False)
-        parts.append(reduce(list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]))
-    return [np.concatenate(part, axis=0) for part in zip(*parts, strict=True)]
-
-
-def _features(
-    images: np.ndarray,
-    model: keras.Model,
-    tensors: list,
-    ranges: tuple[tuple[float, float] | None, tuple[float, float] | None],
-    batch_size: int,
-) -> list[np.ndarray]:
-    """Spatial means of ``tensors``: one ``(N, C_l)`` array per layer."""
-    return _batched(
-        images, model, tensors, ranges, batch_size, lambda outs: [_spatial_mean(o) for o in outs]
-    )
-
-
-def layer_features(
-    model: ModelLike,
-    images: ImagesLike,
-    layers: Sequence[str | int] | None = None,
-    values_range: Sequence[float] | None = None,
-    *,
-    model_range: Sequence[float] | None = None,
-    max_layers: int = DEFAULT_MAX_LAYERS,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> tuple[list[str], list[np.ndarray]]:
-    """Spatially averaged activations of several layers, the trust check's raw material.
-
-    Parameters
-    ----------
-    model
-        A Keras model or a :class:`~maco_tf.LoadedModel`.
-    images
-        ``(N, H, W, C)`` images (or a Visualization), resized to the model input.
-    layers
-        Layer names, indices or paths; default :func:`default_layers`.
-    values_range
-        Range of ``images``; default the Visualization's, else ``model_range``.
-    model_range
-        Range the model expects; default the LoadedModel's, else ``values_range``.
-    max_layers
-        Layers compared by default (when ``layers`` is None).
-    batch_size
-        Images per forward pass.
-
-    Returns
-    -------
-    layers, features
-        The layer paths and one ``(N, C_l)`` float64 array per layer.
-    """
-    keras_model, declared, _ = unwrap_model(model)
-    array, source = as_images(images, "images", values_range)
-    check_channels(array, "images", keras_model)
-    ranges = resolve_ranges(declared, source, model_range)
-    paths, tensors = _resolve_layers(keras_model, layers, max_layers)
-    return paths, _features(array, keras_model, tensors, ranges, batch_size)
-
-
 # ---------------------------------------------------------------------- path similarity
 
 
@@ -453,11 +266,12 @@ def path_similarity(
         ``(V, H, W, C)`` visualizations of the unit (or a Visualization).
     natural_images
         ``(R, H', W', C)`` natural images that excite the unit most (the references), at least
-        2 (see :func:`top_activating`).
+        2 (see :func:`~maco_tf.outputs.references.top_activating`).
     baseline_images
         ``(B, H'', W'', C)`` natural images not selected for the unit, at least 1.
     layers
-        Layers to compare; default :func:`default_layers` (``max_layers`` of them).
+        Layers to compare; default :func:`~maco_tf.outputs.activations.default_layers`
+        (``max_layers`` of them).
     values_range
         Range of ``visualizations``; default the Visualization's, else ``model_range``.
     natural_range
@@ -490,212 +304,13 @@ def path_similarity(
         check_channels(array, what, keras_model)
     vis_range, target = resolve_ranges(declared, vis_range, model_range)
     ref_range = ref_range or vis_range
-    paths, tensors = _resolve_layers(keras_model, layers, max_layers)
+    paths, tensors = resolve_layers(keras_model, layers, max_layers)
     profiles = _profiles(
-        _features(vis, keras_model, tensors, (vis_range, target), batch_size),
-        _features(refs, keras_model, tensors, (ref_range, target), batch_size),
-        _features(base, keras_model, tensors, (ref_range, target), batch_size),
+        layer_means(vis, keras_model, tensors, (vis_range, target), batch_size),
+        layer_means(refs, keras_model, tensors, (ref_range, target), batch_size),
+        layer_means(base, keras_model, tensors, (ref_range, target), batch_size),
     )
     return TrustReport(_names(vis.shape[0], names, visualizations), tuple(paths), *profiles)
-
-
-# ------------------------------------------------------------------- natural references
-
-
-def objective_scores(
-    objective: object,
-    images: ImagesLike,
-    values_range: Sequence[float] | None = None,
-    *,
-    model_range: Sequence[float] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> np.ndarray:
-    """Value of every combination of an objective on every image (whole image, resized).
-
-    Parameters
-    ----------
-    objective
-        An Xplique ``Objective`` (e.g. from :mod:`maco_tf.targets`) with C combinations.
-    images
-        ``(N, H, W, C)`` images, resized to the model input.
-    values_range
-        Range of ``images``; default ``model_range``.
-    model_range
-        Range the objective's model expects; default ``values_range`` (no mapping).
-    batch_size
-        Images per forward pass.
-
-    Returns
-    -------
-    scores
-        ``(N, C)`` float64: the quantity the visualization maximises, per image.
-    """
-    compiled = compile_objective(objective)
-    model = compiled.model
-    array, source = as_images(images, "images", values_range)
-    check_channels(array, "images", model)
-    (scores,) = _batched(
-        array,
-        model,
-        list(compiled.outputs),
-        resolve_ranges(None, source, model_range),
-        batch_size,
-        lambda outputs: [_combination_values(compiled, outputs)],
-    )
-    return scores
-
-
-def _combination_values(compiled: object, outputs: list) -> np.ndarray:
-    """``(B, C)``: each image scored alone (losses may reduce over the batch axis)."""
-    count = int(outputs[0].shape[0])
-    values = np.zeros((count, compiled.nb_combinations))
-    for func, output, masks, factor in zip(
-        compiled.funcs, outputs, compiled.masks, compiled.multipliers, strict=True
-    ):
-        output = tf.cast(output, tf.float32)
-        for image in range(count):
-            for combination in range(compiled.nb_combinations):
-                value = func(
-                    output[image : image + 1], tf.constant(masks[combination : combination + 1])
-                )
-                values[image, combination] += float(factor) * float(tf.reduce_mean(value))
-    return values
-
-
-def top_activating(
-    objective: object,
-    images: ImagesLike,
-    k: int = 8,
-    values_range: Sequence[float] | None = None,
-    *,
-    model_range: Sequence[float] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> np.ndarray:
-    """Indices of the ``k`` images that excite each combination of an objective most.
-
-    Parameters
-    ----------
-    objective
-        An Xplique ``Objective`` with C combinations.
-    images
-        ``(N, H, W, C)`` natural images (see :func:`load_photos` for a folder).
-    k
-        Images per combination, ``1 <= k <= N``.
-    values_range, model_range, batch_size
-        As :func:`objective_scores`.
-
-    Returns
-    -------
-    indices
-        ``(C, k)`` int indices into ``images``, best first (ties: lower index first).
-    """
-    scores = objective_scores(
-        objective, images, values_range, model_range=model_range, batch_size=batch_size
-    )
-    return _top_indices(scores, k)
-
-
-def _top_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """``(C, k)`` indices of the ``k`` best rows of ``scores (N, C)`` per column, best first."""
-    count = scores.shape[0]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= count:
-        raise MetricInputError(f"k must be an integer from 1 to {count} (the images); got {k!r}")
-    order = np.argsort(-scores, axis=0, kind="stable")
-    return order[:k].T.copy()
-
-
-def _photo_size(size: object, limits: Limits) -> tuple[int, int]:
-    """``size`` (a side or ``(height, width)``) as two ints from 1 to ``limits.max_size``."""
-    try:
-        height, width = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
-    except (TypeError, ValueError):
-        raise MetricInputError(
-            f"size must be a side or (height, width) in pixels; got {size!r}"
-        ) from None
-    for side in (height, width):
-        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or side < 1:
-            raise MetricInputError(f"size must be positive integers (pixels); got {size!r}")
-        if side > limits.max_size:
-            raise MetricInputError(str(limits.refusal("size", int(side), "max_size")))
-    return int(height), int(width)
-
-
-def load_photos(
-    folder: str | os.PathLike[str],
-    size: int | Sequence[int],
-    *,
-    limit: int | None = None,
-    limits: Limits | None = None,
-) -> np.ndarray:
-    """Every image file of a folder (not recursive), RGB, resized, as ``(N, H, W, 3)`` floats.
-
-    Photos are read by :func:`maco_tf.models.images.read_image` (regular files only, each
-    checked against the pixel bound from its header, EXIF orientation applied, any mode
-    converted to RGB); the folder is listed by :func:`maco_tf.models.images.image_files`
-    (entries that are not regular files named and skipped; number and total pixels bounded).
-
-    Parameters
-    ----------
-    folder
-        A directory; files with a suffix in :data:`PHOTO_SUFFIXES` are read in name order.
-    size
-        ``side`` or ``(height, width)`` of the returned images (bilinear, antialiased), each
-        from 1 to ``limits.max_size``.
-    limit
-        Read at most this many files.
-    limits
-        The bounds; default :meth:`Limits.from_environment
-        <maco_tf.core.limits.Limits.from_environment>`.
-
-    Returns
-    -------
-    photos
-        float32 in :data:`PHOTO_RANGE` (0 to 255).
-
-    Raises
-    ------
-    MetricInputError
-        One line: a missing folder, a folder without images, an unreadable, irregular or
-        oversized file (named), a bad ``size``, or photos over the bounds of ``limits``.
-    """
-    from PIL import Image  # lazy: only folders need PIL
-
-    limits = Limits.from_environment() if limits is None else limits
-    height, width = _photo_size(size, limits)
-    path = Path(folder)
-    if not path.is_dir():
-        raise MetricInputError(f"photo folder {str(path)!r} does not exist or is not a folder")
-    bounds = limits.image_bounds()
-    try:
-        files = image_files(path, what="photo folder", first=limit, bounds=bounds)
-    except ImageReadError as exc:
-        raise MetricInputError(str(exc)) from None
-    if not files:
-        raise MetricInputError(
-            f"no images in {str(path)!r}; put photos there (suffixes: {', '.join(PHOTO_SUFFIXES)})"
-        )
-    _check_photo_memory(len(files), height, width, limits)
-    photos = np.empty((len(files), height, width, 3), np.float32)
-    for index, file in enumerate(files):
-        try:
-            rgb = read_image(file, 3, bounds=bounds)
-        except ImageReadError as exc:
-            raise MetricInputError(str(exc)) from None
-        resized = rgb.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=None)
-        photos[index] = np.asarray(resized, dtype=np.float32)
-    return photos
-
-
-def _check_photo_memory(count: int, height: int, width: int, limits: Limits) -> None:
-    """Refuse photos whose float32 batch would be over ``limits.max_batch_memory``."""
-    nbytes = count * height * width * 3 * 4
-    if nbytes > limits.max_batch_memory:
-        raise MetricInputError(
-            f"{count} photos of {height}x{width} would take {nbytes / 2**30:.1f} GiB, over the "
-            f"limit max_batch_memory={limits.max_batch_memory} bytes; read fewer photos "
-            f"(limit=) or a smaller size, or raise the limit with the environment variable "
-            f"MACO_TF_MAX_BATCH_MEMORY"
-        )
 
 
 #: Slack, in fractions of a range's width, for values just outside it (resampling overshoot).
@@ -745,12 +360,13 @@ def trust_check(
         ``(C, H, W, C)`` images, one per combination in the objective's order (or a
         Visualization); a single image when the objective has one combination.
     photos
-        ``(N, H', W', C)`` natural images, or a folder of photos (:func:`load_photos`, read at
-        the model's input size, range 0-255). ``N >= k + 1``.
+        ``(N, H', W', C)`` natural images, or a folder of photos
+        (:func:`~maco_tf.outputs.references.load_photos`, read at the model's input size, range
+        0-255). ``N >= k + 1``.
     k
         References per combination, ``k >= 2``.
     layers
-        Layers to compare; default :func:`default_layers`.
+        Layers to compare; default :func:`~maco_tf.outputs.activations.default_layers`.
     values_range
         Range of ``visualizations``; default the Visualization's, else ``model_range``.
     photos_range
@@ -796,21 +412,21 @@ def trust_check(
     vis_range, target = resolve_ranges(None, vis_range, model_range)
     pool_range = pool_range or vis_range
     _check_within(pool, pool_range, "photos", "photos_range")
-    paths, tensors = _resolve_layers(model, layers, max_layers)
-    vis_features = _features(vis, model, tensors, (vis_range, target), batch_size)
+    paths, tensors = resolve_layers(model, layers, max_layers)
+    vis_features = layer_means(vis, model, tensors, (vis_range, target), batch_size)
     nb_outputs = len(compiled.outputs)
-    scores, *pool_features = _batched(  # one pass over the photos: scores and features
+    scores, *pool_features = batched_outputs(  # one pass over the photos: scores and features
         pool,
         model,
         [*compiled.outputs, *tensors],
         (pool_range, target),
         batch_size,
         lambda outputs: [
-            _combination_values(compiled, outputs[:nb_outputs]),
-            *[_spatial_mean(output) for output in outputs[nb_outputs:]],
+            combination_values(compiled, outputs[:nb_outputs]),
+            *[spatial_mean(output) for output in outputs[nb_outputs:]],
         ],
     )
-    top = _top_indices(scores, k)
+    top = top_indices(scores, k)
     rows = []
     for combination, selected in enumerate(top):
         rest = np.setdiff1d(np.arange(pool.shape[0]), selected)

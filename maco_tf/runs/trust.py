@@ -15,7 +15,8 @@ import numpy as np
 
 from maco_tf.errors import MacoError
 from maco_tf.models.loading import LoadedModel
-from maco_tf.outputs.trust import PHOTO_RANGE, load_photos, trust_check
+from maco_tf.outputs.references import PHOTO_RANGE, load_photos
+from maco_tf.outputs.trust import trust_check
 
 __all__ = ["MIN_PHOTOS", "TRUST_REFERENCES", "load_examples", "trust_entries"]
 
