@@ -450,6 +450,8 @@ def _key_value(value: object) -> object:
         return optimizer_key(value)
     if isinstance(value, EngineConfig):
         return dataclasses.astuple(value)
+    if isinstance(value, tuple) and all(isinstance(item, Transform) for item in value):
+        return tuple(item.key() for item in value)  # Xplique's closures: by code and values
     return value
 
 

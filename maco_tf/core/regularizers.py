@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from maco_tf.checks import is_finite_number
 from maco_tf.core.objectives import CompiledObjective, Term, ViewFn, ViewTerm
-from maco_tf.core.transforms import gaussian_blur
+from maco_tf.core.transforms import gaussian_blur, gaussian_kernel
 from maco_tf.errors import InvalidSettingError
 
 __all__ = ["Regularizer", "blur_penalty", "l1", "l2", "total_variation"]
@@ -166,9 +166,9 @@ def l2(constant: float = 0.0) -> Regularizer:
     return Regularizer("l2", _l2_func(_check_number(constant, "l2 constant", -np.inf, True)))
 
 
-def _blur_func(sigma: float) -> Callable[[tf.Tensor], tf.Tensor]:
+def _blur_func(kernel: np.ndarray) -> Callable[[tf.Tensor], tf.Tensor]:
     def blur_penalty_value(views: tf.Tensor) -> tf.Tensor:
-        detail = views - gaussian_blur(views, sigma)
+        detail = views - gaussian_blur(views, kernel)
         return tf.reduce_mean(tf.square(detail), axis=(1, 2, 3))
 
     return blur_penalty_value
@@ -187,4 +187,5 @@ def blur_penalty(sigma: float = 1.0) -> Regularizer:
     term
         A penalty of weight 1, to subtract.
     """
-    return Regularizer("blur_penalty", _blur_func(_check_number(sigma, "sigma", 0.0, True)))
+    kernel = gaussian_kernel(_check_number(sigma, "sigma", 0.0, True))
+    return Regularizer("blur_penalty", _blur_func(kernel))

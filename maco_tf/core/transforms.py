@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from maco_tf.checks import is_finite_number
+from maco_tf.core.objectives import callable_key
 from maco_tf.core.seeds import MAX_TRANSFORMS, TRANSFORM_SALT, step_seeds
 from maco_tf.errors import InvalidSettingError
 
@@ -45,6 +46,7 @@ __all__ = [
     "Transform",
     "apply_transforms",
     "gaussian_blur",
+    "gaussian_kernel",
     "parse_transforms",
 ]
 
@@ -78,6 +80,10 @@ class Transform:
     name: str
     value: float = 0.0
     func: Callable[[tf.Tensor], tf.Tensor] | None = None
+
+    def key(self) -> tuple:
+        """Hashable description of what the traced transformation computes."""
+        return (self.name, self.value, None if self.func is None else callable_key(self.func))
 
     def __str__(self) -> str:
         if self.func is not None:
@@ -161,22 +167,21 @@ def parse_transforms(value: object) -> tuple[Transform, ...]:
     return transforms
 
 
-def gaussian_kernel(sigma: float, channels: int) -> np.ndarray:
-    """``(k, k, channels, 1)`` normalised Gaussian of std ``sigma``, ``k = 2 ceil(2 sigma) + 1``."""
-    radius = max(1, int(np.ceil(2.0 * sigma)))
+def gaussian_kernel(sigma: float) -> np.ndarray:
+    """``(k, k)`` normalised Gaussian of std ``sigma`` pixels, ``k = 2 ceil(2 sigma) + 1``."""
+    radius = max(1, int(np.ceil(2.0 * float(sigma))))
     axis = np.arange(-radius, radius + 1, dtype=np.float64)
-    line = np.exp(-0.5 * (axis / sigma) ** 2)
+    line = np.exp(-0.5 * (axis / float(sigma)) ** 2)
     kernel = np.outer(line, line)
-    kernel /= kernel.sum()
-    return np.tile(kernel[:, :, None, None], (1, 1, channels, 1)).astype(np.float32)
+    return (kernel / kernel.sum()).astype(np.float32)
 
 
-def gaussian_blur(views: tf.Tensor, sigma: float) -> tf.Tensor:
-    """Views ``(M, h, w, C)`` blurred by a Gaussian of std ``sigma`` pixels (edges reflected)."""
-    kernel = gaussian_kernel(sigma, int(views.shape[-1]))
+def gaussian_blur(views: tf.Tensor, kernel: np.ndarray) -> tf.Tensor:
+    """Views ``(M, h, w, C)`` convolved with a :func:`gaussian_kernel` (edges reflected)."""
     radius = kernel.shape[0] // 2
+    depthwise = np.tile(kernel[:, :, None, None], (1, 1, int(views.shape[-1]), 1))
     padded = tf.pad(views, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
-    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID")
+    return tf.nn.depthwise_conv2d(padded, depthwise, strides=[1, 1, 1, 1], padding="VALID")
 
 
 def _reflect(coords: tf.Tensor, size: int) -> tf.Tensor:
@@ -344,7 +349,7 @@ def apply_transforms(
             views = resample(views, inverse)
             continue
         if transform.name == "blur":
-            views = gaussian_blur(views, transform.value)
+            views = gaussian_blur(views, gaussian_kernel(transform.value))
         elif transform.name == "pad":
             views = _pad(views, int(transform.value), fill)
         else:
