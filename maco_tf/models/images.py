@@ -37,6 +37,7 @@ imported by the functions that need them, so reading photos does not load them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
@@ -44,7 +45,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -193,28 +194,51 @@ def regular_file(path: str | os.PathLike[str], what: str = "image") -> Path:
     return path
 
 
-def _open(path: Path, what: str, bounds: ImageBounds) -> Image.Image:
-    """The image of a regular file, opened lazily (header only) and checked against the bound."""
+def _regular_handle(path: Path, what: str) -> BinaryIO:
+    """``path`` opened for reading, checked regular before (stat) and after (fstat) opening.
+
+    The file is opened without blocking, so a FIFO swapped in between the two checks cannot
+    hang the reader either.
+    """
     regular_file(path, what)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our bound decides
-        try:
-            image = Image.open(path)
-        except Image.DecompressionBombError:
-            raise bounds.refusal(
-                f"{what} {str(path)!r} declares more pixels than PIL decodes safely",
-                "max_image_pixels",
-            ) from None
-        except Exception as exc:  # any parser error of any plugin: one line
-            raise ImageReadError(f"cannot read {what} {str(path)!r}: {_reason(exc)}") from None
-    width, height = image.size
-    if width * height > bounds.max_image_pixels:
-        image.close()
-        raise bounds.refusal(
-            f"{what} {str(path)!r} declares {width}x{height} = {width * height} pixels",
-            "max_image_pixels",
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ImageReadError(f"cannot read {what} {str(path)!r}: {exc.strerror}") from None
+    handle = os.fdopen(descriptor, "rb")
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        handle.close()
+        raise ImageReadError(
+            f"{what} {str(path)!r} is {_kind(mode)}, not a regular file; give an image file"
         )
-    return image
+    return handle
+
+
+@contextlib.contextmanager
+def _open(path: Path, what: str, bounds: ImageBounds) -> Iterator[Image.Image]:
+    """The image of a regular file, opened lazily (header only) and checked against the bound."""
+    with _regular_handle(path, what) as handle:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our bound decides
+            try:
+                image = Image.open(handle)
+            except Image.DecompressionBombError:
+                raise bounds.refusal(
+                    f"{what} {str(path)!r} declares more pixels than PIL decodes safely",
+                    "max_image_pixels",
+                ) from None
+            except Exception as exc:  # any parser error of any plugin: one line
+                reason = _reason(exc)
+                raise ImageReadError(f"cannot read {what} {str(path)!r}: {reason}") from None
+        with image:
+            width, height = image.size
+            if width * height > bounds.max_image_pixels:
+                raise bounds.refusal(
+                    f"{what} {str(path)!r} declares {width}x{height} = {width * height} pixels",
+                    "max_image_pixels",
+                )
+            yield image
 
 
 def _reason(exc: BaseException) -> str:
