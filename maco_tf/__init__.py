@@ -42,6 +42,7 @@ _EXPORTS = {
         "default_optimizer",
         "visualize",
     ),
+    "maco_tf.models.contract": ("ModelContractError",),
     "maco_tf.models.layers": ("layer_output", "layer_paths"),
     "maco_tf.models.loading": ("LoadedModel", "load_model"),
     "maco_tf.outputs.combine": ("ClassExplanation", "explain_class"),

@@ -369,3 +369,20 @@ def test_offline_application_is_one_line_naming_what_to_do(monkeypatch):
         load_model("MobileNetV2")
     assert "could not download" in str(info.value) and "--model" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_offline_application_on_the_command_line_is_one_line_exit_2(monkeypatch, capsys):
+    from maco_tf.cli.main import main
+
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None")
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
+    assert main(["visualize", "--model", "MobileNetV2", "--classes", "1"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "could not download" in lines[0] and "URL" not in lines[0]
+
+
+def test_contract_error_is_exported():
+    assert maco_tf.ModelContractError is ModelContractError
+    assert issubclass(ModelContractError, maco_tf.MacoError)
