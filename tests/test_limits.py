@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,11 +53,10 @@ print(json.dumps({"measured": peak - loaded, "estimate": estimates[0]}))
 
 def _measure(model: str, batch: int, crops: int, size: int) -> dict:
     """Peak memory of one ``visualize`` call above the loaded model, and its estimate."""
-    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, model, str(batch), str(crops), str(size)],
-        capture_output=True, text=True, cwd=ROOT, timeout=900,
-        env={**env, "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+        capture_output=True, text=True, cwd=ROOT, timeout=1800, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

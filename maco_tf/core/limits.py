@@ -20,9 +20,10 @@ __all__ = ["Limits", "held_activation_values"]
 
 #: Bytes per float32 value.
 _FLOAT_BYTES = 4
-#: What a compiled loop holds whatever its size (traced graph, kernels, buffers): measured
-#: 50 MB (tiny CNN) and 92 MB (EfficientNet-Lite0) above the loaded model.
-RUNTIME_BYTES = 128 * 2**20
+#: What a compiled loop holds whatever its size (traced graph, kernels, per-thread buffers):
+#: measured 48 to 266 MiB above the loaded model (tiny CNN, EfficientNet-Lite0; it varies with
+#: the number of threads).
+RUNTIME_BYTES = 384 * 2**20
 #: View-sized float32 tensors a step holds per view: the crop, its resized and noisy copies.
 VIEW_COPIES = 3
 #: Image-sized float32 tensors a step holds per image: the parameters and their two optimizer
