@@ -524,7 +524,7 @@ def load_model(
     from maco_tf.models import hub  # imports keras-hub (an optional extra) only when asked
 
     if hub.is_hub_model(spec):
-        return hub.load_hub_model(spec, values_range=values_range)
+        return hub.load_hub_model(spec, values_range=values_range, input_size=input_size)
     options = _Options(values_range, input_size, output, read_custom_objects(custom_objects))
     if isinstance(spec, keras.Model):
         return _loaded(spec, spec.name, "memory", _memory_identity(spec), options)
