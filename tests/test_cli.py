@@ -320,6 +320,7 @@ def _badly_named_model(path: Path) -> Path:
 def test_a_layer_name_tensorflow_rejects_is_one_line(tmp_path, capsys, command):
     model = _badly_named_model(tmp_path / "named.keras")
     argv = [command, "--model", str(model), "--classes", "0", *FAST, "--size", "32"]
+    argv += ["--values-range", "0,1"]  # a bare model: its range cannot be inferred
     assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "layer 'my conv:1'" in lines[0] and "rename it" in lines[0]
