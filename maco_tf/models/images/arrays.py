@@ -190,16 +190,31 @@ def map_range(array: np.ndarray, source: Range | None, target: Range | None) -> 
     return (unit * (target[1] - target[0]) + target[0]).astype(np.float32)
 
 
-def resize_images(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``(N, H, W, C)`` images resized to ``size = (height, width)``, bilinear and antialiased.
+def resize_images(images: np.ndarray, size: Sequence[int], *, antialias: bool = True) -> np.ndarray:
+    """``(N, H, W, C)`` images resized to ``size = (height, width)``, bilinear.
 
-    Returns float32; the images as they are when they already have that size.
+    Parameters
+    ----------
+    images
+        A batch ``(N, H, W, C)``.
+    size
+        ``(height, width)``.
+    antialias
+        Filter when shrinking (the default); False samples the bilinear grid as it is (what
+        feature inversion's target image has always been resized with).
+
+    Returns
+    -------
+    images
+        float32 ``(N, height, width, C)``; the images as they are when they already have that
+        size.
     """
-    if tuple(images.shape[1:3]) == tuple(size):
+    size = (int(size[0]), int(size[1]))
+    if tuple(images.shape[1:3]) == size:
         return np.asarray(images, dtype=np.float32)
     import tensorflow as tf
 
-    resized = tf.image.resize(np.asarray(images, np.float32), size, antialias=True)
+    resized = tf.image.resize(np.asarray(images, np.float32), size, antialias=antialias)
     return resized.numpy().astype(np.float32)
 
 
