@@ -37,7 +37,7 @@ from maco_tf.core.objectives import (
     with_image_term,
 )
 from maco_tf.core.parameterization import SeededSpectrumParameterization
-from maco_tf.core.visualization import Visualization, run_config, visualize
+from maco_tf.core.visualization import Visualization, apply_overrides, visualize
 from maco_tf.errors import InvalidSettingError, MacoError
 from maco_tf.models.images import resize_images
 from maco_tf.models.layers import model_input_size
@@ -294,7 +294,7 @@ def accentuation_config(config: RunConfig | None = None, **overrides: object) ->
         )
     if config is None:
         config = RunConfig(**ACCENTUATION_DEFAULTS)
-    return run_config(config, **overrides)
+    return apply_overrides(config, **overrides)
 
 
 class _IdentifiedSeeds(SeededSpectrumParameterization):
