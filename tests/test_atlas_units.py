@@ -24,7 +24,7 @@ from maco_tf.cli.parser import build_parser
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import plan_layer
 from tests.test_atlas import _check_page, _mtimes, _records, relu_classifier
-from tests.test_images import png_declaring
+from tests.test_images_reading import png_declaring
 
 FAST = ["--steps", "2", "--crops", "1", "--size", "32", "--quiet"]
 UNITS = [f"conv2_ch{i:04d}" for i in range(4)]

@@ -19,7 +19,7 @@ from maco_tf.cli.main import main
 from maco_tf.targets.accentuation import AccentuationInputError
 
 from .conftest import lock_held_elsewhere
-from .test_images import exif_rotated_jpeg, needs_fifo, png_declaring
+from .test_images_reading import exif_rotated_jpeg, needs_fifo, png_declaring
 
 FAST = ["--steps", "2", "--crops", "2", "--quiet"]
 

@@ -10,7 +10,7 @@ from PIL import Image
 import maco_tf.core.visualization
 from maco_tf.cli.main import main
 
-from .test_images import png_declaring
+from .test_images_reading import png_declaring
 
 ARGS = ["--layer", "conv1", "--channel", "0-2", "--steps", "2", "--crops", "1", "--size", "32"]
 

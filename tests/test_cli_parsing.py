@@ -1,4 +1,4 @@
-"""maco_tf.cli.parsing and maco_tf.runs.indices: flag values, negative numbers, index ranges."""
+"""maco_tf.cli.parsing and maco_tf.runs.index_lists: flag values, negative numbers, index ranges."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from maco_tf.cli.main import main
 from maco_tf.cli.parser import build_parser
 from maco_tf.cli.parsing import join_negative_values, value_flags
-from maco_tf.runs.indices import MAX_INDICES, IndexListError, expand_class_spec, parse_indices
+from maco_tf.runs.index_lists import MAX_INDICES, IndexListError, expand_class_spec, parse_indices
 
 
 def _parse(*words: str):

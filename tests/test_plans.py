@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from maco_tf import Limits, MacoError
-from maco_tf.runs.indices import MAX_INDICES
+from maco_tf.runs.index_lists import MAX_INDICES
 from maco_tf.runs.plans import load_directions
 
 

@@ -31,7 +31,7 @@ from maco_tf.outputs.references import load_photos, objective_scores, top_activa
 from maco_tf.outputs.trust import TrustReport, path_similarity, rank_correlation, trust_check
 from maco_tf.targets import neuron
 
-from .test_images import exif_rotated_jpeg
+from .test_images_reading import exif_rotated_jpeg
 from .trust_planted import FOOLING_WEIGHT, SIZE, planted_pair, toy_photos
 
 RANGE = (-1.0, 1.0)

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from maco_tf.atlas.images import reduced_copy
+from maco_tf.atlas.photo_copies import reduced_copy
 from maco_tf.core.limits import Limits
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder

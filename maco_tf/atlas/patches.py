@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image, ImageOps
 
-from maco_tf.atlas.images import open_rgb
+from maco_tf.atlas.photo_copies import open_rgb
 from maco_tf.core.limits import Limits
 from maco_tf.errors import MacoError
 from maco_tf.models.images import IMAGE_SUFFIXES, image_files
@@ -74,7 +74,7 @@ def load_photos(paths: Sequence[Path], loaded: LoadedModel) -> tuple[np.ndarray,
     -------
     batch, kept
         ``(n, height, width, channels)`` float32, and the paths of the ``n`` readable photos
-        (those :func:`~maco_tf.atlas.images.open_rgb` cannot read are left out).
+        (those :func:`~maco_tf.atlas.photo_copies.open_rgb` cannot read are left out).
     """
     height, width = loaded.input_size
     channels = int(loaded.model.inputs[0].shape[-1])

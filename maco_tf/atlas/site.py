@@ -21,7 +21,7 @@ from string import Template
 from urllib.parse import quote
 
 from maco_tf.atlas.examples import is_imagenet
-from maco_tf.atlas.images import image_size, reduced_copy
+from maco_tf.atlas.photo_copies import photo_size, reduced_copy
 from maco_tf.atlas.site_data import Site, collect
 from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
@@ -235,7 +235,7 @@ class _Pages:
         return "\n".join(parts)
 
     def figure(self, path: str, alt: str, caption: str, checker: bool = False) -> str:
-        width, height = image_size(OutputFolder(self.site.out).path(path))
+        width, height = photo_size(OutputFolder(self.site.out).path(path))
         shown = min(width, 320) if width else 320
         image = self.part(
             "figure_image",

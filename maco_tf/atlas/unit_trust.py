@@ -19,7 +19,7 @@ from maco_tf.atlas.patches import Responses, load_photos
 from maco_tf.models.images import read_array
 from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.trust import path_similarity
-from maco_tf.runs.trust import TRUST_REFERENCES
+from maco_tf.runs.trust_records import TRUST_REFERENCES
 
 __all__ = ["BASELINE_PHOTOS", "TRUST_REFERENCES", "TrustCheck", "path_trust"]
 

@@ -32,7 +32,7 @@ from PIL import Image
 
 from maco_tf.atlas import patches as unit_patches
 from maco_tf.atlas.diverse import run_diverse_phase
-from maco_tf.atlas.images import save_jpeg
+from maco_tf.atlas.photo_copies import save_jpeg
 from maco_tf.atlas.shard_run import Phases, run_shard
 from maco_tf.atlas.shards import finished, results_name
 from maco_tf.atlas.unit_site import build_unit_site, holds_classes

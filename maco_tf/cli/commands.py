@@ -28,7 +28,7 @@ from maco_tf.runs.startup import (
     set_up_distribution,
     writable,
 )
-from maco_tf.runs.trust import load_examples
+from maco_tf.runs.trust_records import load_examples
 
 __all__ = ["EXIT_OK", "layers", "plan", "visualize"]
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 from maco_tf.checks import FLOAT32_MAX, check_values_range, is_finite_number
 from maco_tf.errors import InvalidSettingError
-from maco_tf.runs.indices import IndexListError, parse_indices
+from maco_tf.runs.index_lists import IndexListError, parse_indices
 
 __all__ = [
     "box_sizes",

@@ -272,7 +272,7 @@ def build_parameterization(
     )
 
 
-def run_config(config: RunConfig | None = None, **overrides: object) -> RunConfig:
+def apply_overrides(config: RunConfig | None = None, **overrides: object) -> RunConfig:
     """``config`` (default: ``RunConfig()``) with ``overrides`` applied.
 
     Parameters
@@ -362,7 +362,7 @@ def visualize(
         For a model with a layer whose name TensorFlow cannot use as a name scope
         (:func:`~maco_tf.models.layers.check_scope_names`).
     """
-    config = run_config(config, **overrides)
+    config = apply_overrides(config, **overrides)
     callbacks = check_callbacks(callbacks)
     compiled = repeat(compile_objective(objective), config.copies)
     check_scope_names(compiled.model)

@@ -18,7 +18,7 @@ from maco_tf.errors import MacoError
 from maco_tf.models.layers import layer_label
 from maco_tf.models.loading import LoadedModel
 from maco_tf.models.zoo import resolve_classes
-from maco_tf.runs.indices import MAX_INDICES, expand_class_spec
+from maco_tf.runs.index_lists import MAX_INDICES, expand_class_spec
 from maco_tf.targets import units as targets
 
 __all__ = [
@@ -195,7 +195,7 @@ def load_directions(path: str, limits: Limits | None = None) -> np.ndarray:
 
     The header is checked before any value is read: a regular file (a FIFO is never opened),
     one or two axes of real numbers (complex refused), at most
-    :data:`~maco_tf.runs.indices.MAX_INDICES` rows (the bound on the targets of a run), and
+    :data:`~maco_tf.runs.index_lists.MAX_INDICES` rows (the bound on the targets of a run), and
     exactly as many bytes of data as declared, within ``limits.max_batch_memory``. Then every
     value must be finite in float32 and no direction all zeros.
 

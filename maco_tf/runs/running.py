@@ -21,7 +21,7 @@ from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, image_ids
 from maco_tf.runs.results import Results
 from maco_tf.runs.scoring import top5 as score_top5
-from maco_tf.runs.trust import trust_entries
+from maco_tf.runs.trust_records import trust_entries
 from maco_tf.targets import units as targets
 
 __all__ = ["Produce", "RunInterruptedError", "Say", "run_chunk", "run_pending", "sayer"]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 
+from maco_tf.models.images import resize_images
 from maco_tf.models.layers import as_probabilities
 from maco_tf.models.loading import LoadedModel
 
@@ -36,7 +36,7 @@ def top5(loaded: LoadedModel, images: np.ndarray) -> list[list[dict]] | None:
     output_shape = tuple(loaded.model.outputs[0].shape)
     if len(loaded.model.outputs) != 1 or len(output_shape) != 2:
         return None
-    resized = keras.ops.image.resize(images, loaded.input_size, antialias=True)
+    resized = resize_images(np.asarray(images, np.float32), loaded.input_size)
     scores = as_probabilities(loaded.model(resized, training=False))
     best = []
     for row in scores:

@@ -37,8 +37,9 @@ from maco_tf.core.objectives import (
     with_image_term,
 )
 from maco_tf.core.parameterization import SeededSpectrumParameterization
-from maco_tf.core.visualization import Visualization, run_config, visualize
+from maco_tf.core.visualization import Visualization, apply_overrides, visualize
 from maco_tf.errors import InvalidSettingError, MacoError
+from maco_tf.models.images import resize_images
 from maco_tf.models.layers import model_input_size
 
 __all__ = [
@@ -230,8 +231,7 @@ def prepare_seeds(
             f"square) or give size= with theirs"
         )
     if tuple(array.shape[1:3]) != target:
-        array = tf.image.resize(array, target, method="bilinear", antialias=True).numpy()
-        array = np.clip(array, *values_range)
+        array = np.clip(resize_images(array, target), *values_range)
     return np.ascontiguousarray(np.broadcast_to(array, (count, *array.shape[1:])))
 
 
@@ -294,7 +294,7 @@ def accentuation_config(config: RunConfig | None = None, **overrides: object) ->
         )
     if config is None:
         config = RunConfig(**ACCENTUATION_DEFAULTS)
-    return run_config(config, **overrides)
+    return apply_overrides(config, **overrides)
 
 
 class _IdentifiedSeeds(SeededSpectrumParameterization):

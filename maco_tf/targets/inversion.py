@@ -30,6 +30,7 @@ from xplique.features_visualizations import Objective
 from maco_tf.core.config import RunConfig
 from maco_tf.core.visualization import Visualization, visualize
 from maco_tf.errors import MacoError
+from maco_tf.models.images import resize_images
 from maco_tf.models.layers import layer_label, layer_output, model_input_size
 
 __all__ = [
@@ -92,9 +93,7 @@ def prepare_target(model: keras.Model, image: object) -> np.ndarray:
         )
     if min(array.shape[:2]) < 1 or not np.all(np.isfinite(array)):
         raise InversionTargetError("the target image is empty or has NaN/infinite values")
-    if array.shape[:2] != (height, width):
-        array = tf.image.resize(array, (height, width), method="bilinear").numpy()
-    return array[None]
+    return resize_images(array[None], (height, width), antialias=False)
 
 
 def _as_layers(layers: str | int | Sequence[str | int]) -> list[str | int]:

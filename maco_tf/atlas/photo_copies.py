@@ -1,4 +1,4 @@
-"""Reading photos (through :mod:`maco_tf.models.images`) and writing the atlas's JPEG copies."""
+"""The atlas's photo copies: photos read leniently (:mod:`maco_tf.models.images`), JPEGs written."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from maco_tf.core.limits import Limits
 from maco_tf.files import write_atomically
 from maco_tf.models import images
 
-__all__ = ["image_size", "open_rgb", "reduced_copy", "save_jpeg"]
+__all__ = ["open_rgb", "photo_size", "reduced_copy", "save_jpeg"]
 
 JPEG_QUALITY = 85
 
@@ -34,7 +34,7 @@ def save_jpeg(path: Path, image: Image.Image) -> None:
     write_atomically(path, lambda handle: image.save(handle, format="JPEG", quality=JPEG_QUALITY))
 
 
-def image_size(path: Path) -> tuple[int, int]:
+def photo_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` of an image file from its header, ``(0, 0)`` if it cannot be read."""
     try:
         return images.image_size(path, bounds=Limits.from_environment().image_bounds())
