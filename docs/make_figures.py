@@ -326,6 +326,29 @@ def fig_accentuation(context: dict) -> None:
     save_figure(figure, "accentuation")
 
 
+def fig_snapshots(context: dict) -> None:
+    """One optimisation per class, kept every eighth of the run (``snapshots=``)."""
+    steps = context["steps"]
+    result = maco_tf.visualize(
+        targets.class_logits(context["model"], [967, 1], class_names=context["classes"]),
+        steps=steps,
+        crops=CROPS,
+        size=SIZE,
+        values_range=RANGE,
+        seed=0,
+        snapshots=max(1, steps // 8),
+    )
+    count = result.snapshots.shape[1]
+    figure, axes = panels(len(result), count, size=1.5)
+    for row, name in enumerate(result.names):
+        for col, step in enumerate(result.snapshot_steps):
+            axes[row, col].imshow(to_uint8(result.snapshots[row, col], RANGE))
+            axes[row, col].set_title(
+                f"{name}, step {step}" if col == 0 else f"step {step}", fontsize=8
+            )
+    save_figure(figure, "snapshots", dpi=90)
+
+
 FIGURES: dict[str, Callable[[dict], None]] = {
     "phase_magnitude": fig_phase_magnitude,
     "methods": fig_methods,
@@ -334,6 +357,7 @@ FIGURES: dict[str, Callable[[dict], None]] = {
     "objectives": fig_objectives,
     "combine": fig_combine,
     "accentuation": fig_accentuation,
+    "snapshots": fig_snapshots,
 }
 
 
