@@ -3,7 +3,8 @@
 Every ``keras.applications`` constructor that builds offline at a small input size (random
 weights), saved and loaded back, runs two steps of ``maco-tf visualize`` in this process, and
 the input range inferred (and recorded in ``results.json``) is asserted; then the shapes of
-models people write themselves. The heavy constructors are marked ``slow`` (CI runs them too).
+models people write themselves. One constructor per input convention (tf, open-size raw,
+caffe, raw) runs by default; the others are marked ``slow`` (CI runs them too).
 docs/models.md has this table, with what each row needed.
 """
 
@@ -22,7 +23,7 @@ FAST = ["--steps", "2", "--crops", "1", "--batch-size", "1"]
 #: constructor, input side, expected range, extra constructor arguments, slow
 APPLICATIONS = [
     ("MobileNet", 32, (-1, 1), {"alpha": 0.25}, False),
-    ("MobileNetV2", 32, (-1, 1), {"alpha": 0.35}, False),
+    ("MobileNetV2", 32, (-1, 1), {"alpha": 0.35}, True),
     ("MobileNetV3Small", 32, (0, 255), {}, False),
     ("MobileNetV3Large", 32, (0, 255), {}, True),
     ("ResNet50V2", 32, (-1, 1), {}, False),
@@ -33,13 +34,13 @@ APPLICATIONS = [
     ("ResNet152", 32, (0, 255), {}, True),
     ("VGG16", 32, (0, 255), {}, True),
     ("VGG19", 32, (0, 255), {}, True),
-    ("DenseNet121", 32, (0, 255), {}, False),
+    ("DenseNet121", 32, (0, 255), {}, True),
     ("DenseNet169", 32, (0, 255), {}, True),
     ("DenseNet201", 32, (0, 255), {}, True),
     *[(f"EfficientNetB{i}", 32, (0, 255), {}, i > 0) for i in range(8)],
-    *[(f"EfficientNetV2{v}", 32, (0, 255), {}, v != "B0") for v in ("B0", "B1", "B2", "B3")],
+    *[(f"EfficientNetV2{v}", 32, (0, 255), {}, True) for v in ("B0", "B1", "B2", "B3")],
     *[(f"EfficientNetV2{v}", 32, (0, 255), {}, True) for v in ("S", "M", "L")],
-    *[(f"ConvNeXt{v}", 32, (0, 255), {}, v != "Tiny") for v in ("Tiny", "Small", "Base")],
+    *[(f"ConvNeXt{v}", 32, (0, 255), {}, True) for v in ("Tiny", "Small", "Base")],
     *[(f"ConvNeXt{v}", 32, (0, 255), {}, True) for v in ("Large", "XLarge")],
     ("Xception", 71, (-1, 1), {}, True),
     ("InceptionV3", 75, (-1, 1), {}, True),

@@ -122,6 +122,17 @@ def test_application_names_are_normalised(name):
     assert not np.allclose(scores.sum(axis=1), 1.0)  # logits, not probabilities
 
 
+def test_caffe_application_file_gets_its_preprocessing_in_front(tmp_path):
+    model = keras.applications.VGG16(weights=None, input_shape=(32, 32, 3), classes=3)
+    path = tmp_path / "vgg.keras"
+    model.save(path)
+    loaded = load_model(path)
+    assert loaded.values_range == (0.0, 255.0) and "caffe" in loaded.range_reason
+    x = _images(32)
+    bgr = x[..., ::-1] - np.array([103.939, 116.779, 123.68], dtype="float32")
+    np.testing.assert_allclose(keras.ops.softmax(loaded.model(x)), model(bgr), atol=1e-5)
+
+
 def test_caffe_application_gets_its_preprocessing_inside():
     loaded = load_model("resnet50", weights=None)
     assert loaded.values_range == (0.0, 255.0)
@@ -263,6 +274,9 @@ def test_open_input_size_is_closed(tmp_path):
     assert loaded.input_size == (224, 224) and "closed at 224x224" in loaded.notes[0]
     small = load_model(path, input_size=24)
     assert small.input_size == (24, 24)
+    x = _images(24)
+    np.testing.assert_allclose(small.model(x), model(x), atol=1e-5)  # same weights
+    assert small.model.get_layer("conv").output.shape == (None, 22, 22, 4)  # its own graph
     objective = targets.channel(small.model, "conv", [0])
     result = maco_tf.visualize(objective, steps=2, crops=1, size=None, values_range=(0, 255))
     assert result.images.shape == (1, 24, 24, 3)

@@ -7,7 +7,9 @@
 * :func:`rebuild_on_input`: the same layers on a fixed-size input (an open ``(None, None, C)``
   input closed), optionally behind a preprocessing layer.
 
-The layers are shared, not copied: the new graph calls the very layer objects of the old one.
+:func:`as_functional` and :func:`single_image_model` keep the very layer objects (their graphs
+are the model's own); :func:`rebuild_on_input` copies them with their weights, so that each
+layer keeps a single graph and ``layer.input`` / ``layer.output`` stay those of the new model.
 """
 
 from __future__ import annotations
@@ -162,10 +164,34 @@ def open_input(model: keras.Model) -> bool:
     return len(shape) == 4 and (shape[1] is None or shape[2] is None)
 
 
+def _copier(pairs: list) -> object:
+    """An ``operation_fn`` copying layers (and noting ``(old, copy)``), keeping other ops."""
+
+    def copy(operation: object) -> object:
+        if not isinstance(operation, keras.layers.Layer):
+            return operation
+        twin = operation.__class__.from_config(operation.get_config())
+        pairs.append((operation, twin))
+        return twin
+
+    return copy
+
+
+def _run_layers(model: keras.Model, fed: object, pairs: list) -> object:
+    """``model``'s layers (copied) applied to ``fed``; ``pairs`` gets ``(layer, copy)``."""
+    copy = _copier(pairs)
+    if isinstance(model, keras.Sequential):
+        outputs = fed
+        for layer in model.layers:
+            outputs = copy(layer)(outputs)
+        return outputs
+    return model._run_through_graph(fed, operation_fn=copy)
+
+
 def rebuild_on_input(
     model: keras.Model, size: tuple[int, int] | None = None, front: object = None
 ) -> keras.Model:
-    """The same layers called on a new image input, of ``size`` and behind ``front``.
+    """The same layers (copies, same weights) on a new image input, of ``size``, after ``front``.
 
     Parameters
     ----------
@@ -180,8 +206,8 @@ def rebuild_on_input(
     Returns
     -------
     model
-        A functional model of the same name whose layers are ``model``'s (shared weights),
-        with ``front`` first if given.
+        A functional model of the same name whose layers are copies of ``model``'s, of the
+        same names and weights, with ``front`` first if given.
 
     Raises
     ------
@@ -193,13 +219,11 @@ def rebuild_on_input(
     name = getattr(model.inputs[0], "name", None) or "image"
     inputs = keras.Input((height, width, shape[-1]), name=name, dtype=model.inputs[0].dtype)
     fed = front(inputs) if front is not None else inputs
+    pairs: list = []
     try:
-        if isinstance(model, keras.Sequential):
-            outputs = fed
-            for layer in model.layers:
-                outputs = layer(outputs)
-        else:
-            outputs = model._run_through_graph(fed, operation_fn=lambda operation: operation)
+        outputs = _run_layers(model, fed, pairs)
+        for layer, twin in pairs:
+            twin.set_weights(layer.get_weights())
     except Exception as exc:  # any failure to rebuild a user model is reported, with what to do
         raise IncompatibleModelError(
             f"model {model.name!r} cannot run on a {height}x{width} input "
