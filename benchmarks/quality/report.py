@@ -222,5 +222,5 @@ def degraded_sheet(
     rows = {}
     for label, batch in images.items():
         rows[label] = batch
-        rows[f"{label[:24]}, {degradation}"] = degrade(batch, degradation, tuple(values_range))
+        rows[f"{label[:34 - len(degradation) - 2]}, {degradation}"] = degrade(batch, degradation, tuple(values_range))
     image_sheet(path, rows, classes, names, values_range)
