@@ -222,5 +222,6 @@ def degraded_sheet(
     rows = {}
     for label, batch in images.items():
         rows[label] = batch
-        rows[f"{label[:24]}, {degradation}"] = degrade(batch, degradation, tuple(values_range))
+        short = label[: 32 - len(degradation)]  # image_sheet shows 34 characters
+        rows[f"{short}, {degradation}"] = degrade(batch, degradation, tuple(values_range))
     image_sheet(path, rows, classes, names, values_range)
