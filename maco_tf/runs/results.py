@@ -315,6 +315,10 @@ def discard(found: ResultsFile, differences: list[str], overwrite: bool) -> None
 def open_results(path: Path, settings: dict, overwrite: bool) -> Results:
     """The results file at ``path`` if its settings match, else a refusal or a fresh start.
 
+    Temporary files left by a killed write in the folder are removed
+    (:meth:`~maco_tf.files.OutputFolder.remove_stale_temporaries`): callers hold the lock of
+    the results file.
+
     Parameters
     ----------
     path
@@ -324,10 +328,6 @@ def open_results(path: Path, settings: dict, overwrite: bool) -> Results:
     overwrite
         Start afresh instead of refusing an unreadable file or one made with other settings
         (deleting that file and the images it records).
-
-    Temporary files left by a killed write in the folder are removed
-    (:meth:`~maco_tf.files.OutputFolder.remove_stale_temporaries`): callers hold the lock of
-    the results file.
 
     Raises
     ------
