@@ -45,7 +45,7 @@ import numpy as np
 from maco_tf.checks import check_values_range
 from maco_tf.errors import format_suggestions, suggest
 from maco_tf.models.layers import is_softmax_activation
-from maco_tf.models.loading import LoadedModel, ModelLoadError, UnknownModelError
+from maco_tf.models.loaded import LoadedModel, ModelLoadError, UnknownModelError
 from maco_tf.models.zoo import get_imagenet_classes
 
 __all__ = [
