@@ -26,7 +26,12 @@ import numpy as np
 import tensorflow as tf
 
 from maco_tf.cli.commands import EXIT_OK, plan
-from maco_tf.cli.flags import add_model_arguments, add_output_arguments, add_target_arguments
+from maco_tf.cli.flags import (
+    add_model_arguments,
+    add_output_arguments,
+    add_target_arguments,
+    to_request,
+)
 from maco_tf.cli.parsing import non_negative_number, positive_int
 from maco_tf.core.limits import Limits
 from maco_tf.core.parameterization import SeededSpectrumParameterization
@@ -37,6 +42,7 @@ from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.render import save_png, to_uint8
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import RESULTS_FILE, Results, open_results
 from maco_tf.runs.running import Say, run_pending, sayer
 from maco_tf.runs.scoring import top5
@@ -50,6 +56,7 @@ from maco_tf.targets.accentuation import (
 
 __all__ = [
     "SEED_FILE",
+    "accentuate_photo",
     "accentuation_settings",
     "add_accentuate_parser",
     "read_photo",
@@ -149,15 +156,15 @@ def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
     return np.clip(resized, 0.0, 255.0)
 
 
-def _seed_image(args: argparse.Namespace, loaded: LoadedModel) -> np.ndarray:
+def _seed_image(request: Request, loaded: LoadedModel) -> np.ndarray:
     """``--image`` at the run's size, in the model's value range."""
-    size = args.config.size or loaded.input_size
+    size = request.config.size or loaded.input_size
     channels = model_input_size(loaded.model)[-1]
     low, high = loaded.values_range
-    return read_photo(args.image, (*size, channels)) / 255.0 * (high - low) + low
+    return read_photo(request.image, (*size, channels)) / 255.0 * (high - low) + low
 
 
-def accentuation_settings(args: argparse.Namespace, loaded: LoadedModel, seed: np.ndarray) -> dict:
+def accentuation_settings(request: Request, loaded: LoadedModel, seed: np.ndarray) -> dict:
     """The settings ``results.json`` records and a re-run compares.
 
     Those of ``maco-tf visualize`` (:func:`~maco_tf.runs.settings.run_settings`) with the
@@ -165,9 +172,9 @@ def accentuation_settings(args: argparse.Namespace, loaded: LoadedModel, seed: n
     another photo or penalty, or results of ``visualize``, differ.
     """
     return {
-        **run_settings.run_settings(run_settings.config(args), loaded),
+        **run_settings.run_settings(request.config, loaded),
         "method": SeededSpectrumParameterization.name,
-        "penalty": args.penalty,
+        "penalty": request.penalty,
         "image_sha256": hashlib.sha256(np.ascontiguousarray(seed).tobytes()).hexdigest(),
     }
 
@@ -179,33 +186,38 @@ def run_accentuate(args: argparse.Namespace) -> int:
     (:func:`~maco_tf.runs.running.run_pending`): each finished chunk is saved, so an
     interrupted run (Ctrl-C, SIGTERM, ``kill -9``) keeps it and a re-run resumes.
     """
+    return accentuate_photo(to_request(args))
+
+
+def accentuate_photo(request: Request) -> int:
+    """Accentuate the request's ``image`` for each missing target in its ``out`` folder; 0."""
     started = time.perf_counter()
-    out = Path(args.out)
+    out = request.out
     OutputFolder(out).check_writable()
-    say = sayer(args.quiet)
-    distribution = set_up_distribution(args, say)
-    loaded = load_model(args, distribution, say)
-    targets = plan(args, loaded)
-    seed = _seed_image(args, loaded)
-    settings = accentuation_settings(args, loaded, seed)
-    with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
-        results = open_results(folder / RESULTS_FILE, settings, args.overwrite)
+    say = sayer(request.quiet)
+    request = set_up_distribution(request, say)
+    loaded, request = load_model(request, say)
+    targets = plan(request.targets, loaded)
+    seed = _seed_image(request, loaded)
+    settings = accentuation_settings(request, loaded, seed)
+    with writable(out, request.distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
+        results = open_results(folder / RESULTS_FILE, settings, request.overwrite)
         pending = [i for i, target in enumerate(targets.targets) if not results.is_done(target)]
         for i in sorted(set(range(len(targets.targets))) - set(pending)):
             say(f"skipped {targets.targets[i].slug} (already in {out})")
         run = {"computed": 0}
         if pending:
             run = run_pending(
-                args,
+                request,
                 loaded,
                 targets,
                 pending,
                 results,
-                args.batch_size,
+                request.batch_size,
                 say,
                 started,
-                produce=_Producer(args, loaded, targets, seed, results, say),
-                record={"image": str(args.image)},
+                produce=_Producer(request, loaded, targets, seed, results, say),
+                record={"image": str(request.image)},
             )
     say(
         f"{len(targets.targets)} targets: {run['computed']} accentuated, "
@@ -219,14 +231,14 @@ class _Producer:
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        request: Request,
         loaded: LoadedModel,
         targets: Plan,
         seed: np.ndarray,
         results: Results,
         say: Say,
     ) -> None:
-        self.args, self.loaded, self.targets = args, loaded, targets
+        self.request, self.loaded, self.targets = request, loaded, targets
         self.seed, self.results, self.say = seed, results, say
 
     def __call__(self, chunk: list[int]) -> None:
@@ -239,9 +251,9 @@ class _Producer:
         result = accentuate(
             units.select(self.targets.objective, chunk),
             self.seed,
-            run_settings.config(self.args),
-            penalty=self.args.penalty,
-            progress=not self.args.quiet,
+            self.request.config,
+            penalty=self.request.penalty,
+            progress=not self.request.quiet,
             image_ids=chunk,
         )
         seed_path = results.folder.path(SEED_FILE)
