@@ -62,15 +62,15 @@ class TargetSpec:
     neuron: list[int] | None = None
     direction: str | None = None
 
-    def units_chosen(self) -> list[str]:
+    def units_given(self) -> list[str]:
         """The names of the unit flags given (``["channel"]``...)."""
-        return [name for name in ("channel", "neuron", "direction") if getattr(self, name)]
+        return [
+            name for name in ("channel", "neuron", "direction") if getattr(self, name) is not None
+        ]
 
     def asks_for_units(self) -> bool:
         """Whether ``--layer`` or one of its unit flags is given."""
-        return self.layer is not None or any(
-            getattr(self, name) is not None for name in ("channel", "neuron", "direction")
-        )
+        return self.layer is not None or bool(self.units_given())
 
 
 @dataclass(frozen=True)
