@@ -185,6 +185,7 @@ class _Producer:
             penalty=self.request.penalty,
             progress=not self.request.quiet,
             image_ids=chunk,
+            batch_size=len(chunk),  # one batch, sized once by runs.settings.batch_size
         )
         seed_path = results.folder.path(SEED_FILE)
         save_png(seed_path, to_uint8(result.seeds[0], loaded.values_range))
