@@ -6,7 +6,6 @@ EfficientNet-Lite0 unit atlas is looked at in a browser by test_atlas_units_brow
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ from PIL import Image
 from maco_tf.atlas import patches
 from maco_tf.atlas.unit_site import build_unit_site
 from maco_tf.atlas.units import run_unit_atlas
+from maco_tf.cli.flags import to_request
 from maco_tf.cli.main import main
 from maco_tf.cli.parser import build_parser
 from maco_tf.models.loading import LoadedModel
@@ -173,7 +173,7 @@ def test_a_trust_check_is_pluggable(model_file, photos, tmp_path):
     args = parser.parse_args(["atlas", "--model", str(model_file), "--layer", "conv2",
                               "--channels", "1,2", "--copies", "0", "--examples", str(photos),
                               *FAST, "--out", str(out)])  # fmt: skip
-    assert run_unit_atlas(args, trust=trust) == 0
+    assert run_unit_atlas(to_request(args), trust=trust) == 0
     assert calls == [("conv2_ch0001.png", 0, 8), ("conv2_ch0002.png", 1, 8)]
     page = (out / "units" / "conv2_ch0001.html").read_text()
     assert "Trust score -0.25" in page and 'class="below"' in page
@@ -263,12 +263,12 @@ def test_photo_paths_search_sub_folders_and_skip_hidden_files(photos):
 
 
 def test_unit_atlas_flag_detection():
-    args = argparse.Namespace(layer=None, channel=None, neuron=None, direction=None)
     from maco_tf.atlas.units import is_unit_atlas
 
-    assert not is_unit_atlas(args)
-    args.channel = [0]
-    assert is_unit_atlas(args)
+    args = build_parser().parse_args(["atlas"])
+    assert not is_unit_atlas(to_request(args))
+    args = build_parser().parse_args(["atlas", "--channels", "0"])
+    assert is_unit_atlas(to_request(args))
 
 
 def test_examples_skip_fifos_by_name_and_leave_out_bombs(tmp_path, capsys):

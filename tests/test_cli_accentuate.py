@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import maco_tf.cli.accentuate
 import maco_tf.models.loading
-from maco_tf.cli.accentuate import read_photo
+import maco_tf.runs.accentuating
 from maco_tf.cli.main import main
+from maco_tf.runs.accentuating import read_photo
 from maco_tf.targets.accentuation import AccentuationInputError
 
 from .conftest import lock_held_elsewhere
@@ -223,7 +223,7 @@ def test_ctrl_c_keeps_the_finished_chunks_and_a_rerun_resumes(
     tiny_file, photo, tmp_path, capsys, monkeypatch
 ):
     out = tmp_path / "out"
-    real = maco_tf.cli.accentuate.accentuate
+    real = maco_tf.runs.accentuating.accentuate
     calls = []
 
     def interrupted(*args, **kwargs):
@@ -232,7 +232,7 @@ def test_ctrl_c_keeps_the_finished_chunks_and_a_rerun_resumes(
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(maco_tf.cli.accentuate, "accentuate", interrupted)
+    monkeypatch.setattr(maco_tf.runs.accentuating, "accentuate", interrupted)
     assert main(_five_classes(tiny_file, photo, out, "--batch-size", "1")) == 130
     err = capsys.readouterr().err.strip()
     assert err == f"maco-tf: interrupted; 3 of 5 targets saved in {out}, re-run to resume"
@@ -240,14 +240,14 @@ def test_ctrl_c_keeps_the_finished_chunks_and_a_rerun_resumes(
     assert len(results["targets"]) == 3 and results["runs"][-1]["interrupted"] is True
     assert (out / "seed.png").is_file()
 
-    monkeypatch.setattr(maco_tf.cli.accentuate, "accentuate", real)
+    monkeypatch.setattr(maco_tf.runs.accentuating, "accentuate", real)
     assert main(_five_classes(tiny_file, photo, out, "--batch-size", "1")) == 0
     assert _last_run(out)["computed"] == 2 and _last_run(out)["skipped"] == 3
 
 
 _KILLER = """
 import os, signal, sys
-import maco_tf.cli.accentuate as command
+import maco_tf.runs.accentuating as command
 from maco_tf.cli.main import main
 real, calls = command.accentuate, []
 def dying(*args, **kwargs):

@@ -8,7 +8,6 @@ classes.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 from collections.abc import Sequence
@@ -22,9 +21,9 @@ from maco_tf.atlas.patches import load_photos
 from maco_tf.errors import MacoError
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, Target
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import Results, save_target_files
 from maco_tf.runs.running import Say
-from maco_tf.runs.settings import config
 
 __all__ = ["CONCEPT_DIR", "DEFAULT_CONCEPTS", "run_concept_phase"]
 
@@ -110,7 +109,7 @@ def _concept_targets(target: Target, key: str, count: int) -> list[Target]:
 class _ConceptJob:
     """What the concept phase needs besides the class: settings and the split model."""
 
-    args: argparse.Namespace
+    request: Request
     loaded: LoadedModel
     encoder: keras.Model
     head: keras.Model
@@ -124,7 +123,11 @@ def _fit_craft(job: _ConceptJob, target: Target, sources: Sequence[Path]) -> obj
     images = _example_batch(sources, job.loaded)
     patch = max(8, round(CRAFT_PATCH_FRACTION * min(job.loaded.input_size)))
     craft = CraftTf(
-        job.encoder, job.head, number_of_concepts=job.args.concepts, batch_size=32, patch_size=patch
+        job.encoder,
+        job.head,
+        number_of_concepts=job.request.concepts,
+        batch_size=32,
+        patch_size=patch,
     )
     craft.fit(images, class_id=target.index)
     return craft
@@ -138,15 +141,15 @@ def _visualize_craft(job: _ConceptJob, craft: object, target: Target, position: 
     """
     from maco_tf.targets.concepts import visualize_concepts
 
-    args = job.args
-    first = position * args.concepts
+    request = job.request
+    first = position * request.concepts
     return visualize_concepts(
         craft,
         class_id=target.index,
-        config=config(args),
-        batch_size=args.batch_size or args.concepts,
-        progress=not args.quiet,
-        image_ids=list(range(first, first + args.concepts)),
+        config=request.config,
+        batch_size=request.batch_size or request.concepts,
+        progress=not request.quiet,
+        image_ids=list(range(first, first + request.concepts)),
     )
 
 
@@ -158,7 +161,7 @@ def _record_concepts(
         del results.targets[slug]  # concepts of other examples or counts
     ranking = [] if result.ranking is None else [int(p) for p in result.ranking]
     importances = result.importances
-    for position, concept in enumerate(_concept_targets(target, key, job.args.concepts)):
+    for position, concept in enumerate(_concept_targets(target, key, job.request.concepts)):
         files = save_target_files(
             results.folder,
             f"{CONCEPT_DIR}/{concept.slug}",
@@ -190,11 +193,11 @@ def _run_concepts(
     job: _ConceptJob, target: Target, position: int, sources: list[Path], results: Results
 ) -> None:
     """Fit CRAFT on a class's examples, visualise its concepts, save and record them."""
-    key = _concept_key(target, sources, job.args.concepts)
+    key = _concept_key(target, sources, job.request.concepts)
     craft = _fit_craft(job, target, sources)
     result = _visualize_craft(job, craft, target, position)
     _record_concepts(job, target, key, result, craft, results)
-    job.say(f"saved {job.args.concepts} concepts of {target.slug} ({len(sources)} examples)")
+    job.say(f"saved {job.request.concepts} concepts of {target.slug} ({len(sources)} examples)")
 
 
 def _concept_phase(
@@ -212,8 +215,8 @@ def _concept_phase(
         images = sources.get(target.slug)
         if not images:
             continue
-        key = _concept_key(target, images, job.args.concepts)
-        wanted = _concept_targets(target, key, job.args.concepts)
+        key = _concept_key(target, images, job.request.concepts)
+        wanted = _concept_targets(target, key, job.request.concepts)
         if all(finished.is_done(t) or results.is_done(t) for t in wanted):
             job.say(f"skipped concepts of {target.slug} (already done)")
             continue
@@ -229,7 +232,7 @@ def _concept_phase(
 
 
 def run_concept_phase(
-    args: argparse.Namespace,
+    request: Request,
     loaded: LoadedModel,
     plan: Plan,
     positions: Sequence[int],
@@ -242,8 +245,8 @@ def run_concept_phase(
 
     Parameters
     ----------
-    args
-        The atlas arguments (``concepts``, ``seed`` and the optimisation flags).
+    request
+        The atlas request (``concepts``, ``seed`` and the optimisation flags).
     loaded, plan, positions
         The model, the class plan and the shard's positions in it.
     sources
@@ -264,5 +267,5 @@ def run_concept_phase(
     except MacoError as exc:
         print(f"maco-tf: warning: no concepts: {exc}", file=sys.stderr)
         return 0
-    job = _ConceptJob(args, loaded, encoder, head, say)
+    job = _ConceptJob(request, loaded, encoder, head, say)
     return _concept_phase(job, plan, positions, sources, own, finished)

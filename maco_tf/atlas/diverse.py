@@ -10,7 +10,6 @@ so a re-run with the same flags skips them.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from collections.abc import Sequence
@@ -21,9 +20,9 @@ from maco_tf.files import OutputFolder
 from maco_tf.models.loading import LoadedModel
 from maco_tf.outputs.render import save_png, to_uint8
 from maco_tf.runs.plans import Plan, image_ids
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import Results
 from maco_tf.runs.running import Say
-from maco_tf.runs.settings import config
 from maco_tf.targets import units as targets
 from maco_tf.targets.diversity import diversity
 
@@ -59,21 +58,21 @@ def has_diverse(folder: OutputFolder, record: dict, setting: str) -> bool:
     )
 
 
-def _visualize_copies(args: argparse.Namespace, plan: Plan, position: int):
+def _visualize_copies(request: Request, plan: Plan, position: int):
     """The ``--copies`` images of one unit, optimised jointly with the diversity term."""
-    ids = copy_ids(image_ids(plan)[position], args.copies)
+    ids = copy_ids(image_ids(plan)[position], request.copies)
     objective = targets.select(plan.objective, [position])
-    if args.diversity:
-        objective = objective - args.diversity * diversity()
+    if request.diversity:
+        objective = objective - request.diversity * diversity()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", api.DeadObjectiveWarning)
         return api.visualize(
             objective,
-            config(args),
-            seed=args.seed + 1,
-            batch_size=args.copies,
-            copies=args.copies,
-            progress=not args.quiet,
+            request.config,
+            seed=request.config.seed + 1,
+            batch_size=request.copies,
+            copies=request.copies,
+            progress=not request.quiet,
             image_ids=ids,
         )
 
@@ -95,7 +94,7 @@ def _record_copies(folder: OutputFolder, record: dict, result, setting: str, val
 
 
 def run_diverse_phase(
-    args: argparse.Namespace,
+    request: Request,
     loaded: LoadedModel,
     plan: Plan,
     positions: Sequence[int],
@@ -107,8 +106,8 @@ def run_diverse_phase(
 
     Parameters
     ----------
-    args
-        The atlas arguments (``copies``, ``diversity``, ``seed`` and the optimisation flags).
+    request
+        The atlas request (``copies``, ``diversity``, ``seed`` and the optimisation flags).
     loaded, plan, positions
         The model, the unit plan and the shard's positions in it.
     own, done
@@ -123,9 +122,9 @@ def run_diverse_phase(
         Units whose diverse images were made; 0 with a warning when the layer has no spatial
         output for the diversity term.
     """
-    if not args.copies:
+    if not request.copies:
         return 0
-    setting = diverse_setting(args.copies, args.diversity)
+    setting = diverse_setting(request.copies, request.diversity)
     made = 0
     for position in positions:
         target = plan.targets[position]
@@ -133,7 +132,7 @@ def run_diverse_phase(
         if record is None or not done.is_done(target) or has_diverse(own.folder, record, setting):
             continue
         try:
-            result = _visualize_copies(args, plan, position)
+            result = _visualize_copies(request, plan, position)
         except MacoError as exc:
             print(f"maco-tf: warning: no diverse images: {exc}", file=sys.stderr)
             return made
@@ -142,5 +141,5 @@ def run_diverse_phase(
         )
         own.save()
         made += 1
-        say(f"saved {args.copies} diverse images of {target.slug}")
+        say(f"saved {request.copies} diverse images of {target.slug}")
     return made

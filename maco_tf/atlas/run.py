@@ -24,7 +24,6 @@ The website (:mod:`maco_tf.atlas.site`: ``index.html``, ``classes/<slug>.html``,
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -43,6 +42,7 @@ from maco_tf.files import OutputFolder
 from maco_tf.models.layers import find_layer
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, plan_classes
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import Results
 from maco_tf.runs.running import Say, sayer
 from maco_tf.runs.startup import load_model, set_up_distribution, writable
@@ -62,9 +62,10 @@ def _all_classes(loaded: LoadedModel) -> str:
     return ",".join(str(i) for i in range(count))
 
 
-def _class_plan(args: argparse.Namespace, loaded: LoadedModel) -> Plan:
+def _class_plan(request: Request, loaded: LoadedModel) -> Plan:
     """The classes of ``--classes`` (default all), planned as ``maco-tf visualize`` does."""
-    spec = args.classes if args.classes is not None else _all_classes(loaded)
+    classes = request.targets.classes
+    spec = classes if classes is not None else _all_classes(loaded)
     return plan_classes(loaded, spec)
 
 
@@ -76,25 +77,25 @@ def _build(out: Path, settings: dict | None, say: Say) -> SiteSummary:
     return summary
 
 
-def _build_only(args: argparse.Namespace, out: Path, say: Say) -> int:
+def _build_only(request: Request, out: Path, say: Say) -> int:
     """``--build-only``: copy ``--examples`` if given, then (re)build the website."""
-    if args.examples:
+    if request.examples:
         site, _ = collect(out, None)
         classes = [(r["slug"], int(r["index"]), r["name"]) for r in site.classes]
-        folders, unmatched = match_example_folders(Path(args.examples), classes)
+        folders, unmatched = match_example_folders(Path(request.examples), classes)
         report_unmatched(unmatched)
         copy_all_examples(out, folders, say)
     _build(out, None, say)
     return 0
 
 
-def run_atlas(args: argparse.Namespace) -> int:
+def run_atlas(request: Request) -> int:
     """Run ``maco-tf atlas``: render the shard's missing classes, then build the website.
 
     Parameters
     ----------
-    args
-        Parsed arguments of the ``atlas`` command (see :mod:`maco_tf.cli.parser`).
+    request
+        The ``atlas`` command's request (see :mod:`maco_tf.cli.atlas`).
 
     Returns
     -------
@@ -109,48 +110,50 @@ def run_atlas(args: argparse.Namespace) -> int:
         On Ctrl-C, after the finished classes are saved (exit code 130 in ``maco-tf``).
     """
     started = time.perf_counter()
-    out = Path(args.out)
-    say = sayer(args.quiet)
+    out = request.out
+    say = sayer(request.quiet)
     OutputFolder(out).check_writable()
-    if is_unit_atlas(args) or (args.build_only and holds_units(out)):
-        return run_unit_atlas(args)
-    if args.build_only:
-        return _build_only(args, out, say)
+    if is_unit_atlas(request) or (request.build_only and holds_units(out)):
+        return run_unit_atlas(request)
+    if request.build_only:
+        return _build_only(request, out, say)
 
-    distribution = set_up_distribution(args, say)
-    loaded = load_model(args, distribution, say)
-    plan = _class_plan(args, loaded)
-    with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
-        phases = _class_phases(args, folder, loaded, plan, distribution.is_chief, say)
-        return run_shard(args, folder, loaded, plan, distribution.is_chief, say, started, phases)
+    request = set_up_distribution(request, say)
+    loaded, request = load_model(request, say)
+    plan = _class_plan(request, loaded)
+    distribution = request.distribution
+    lock = results_name(request.shard)
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(lock):
+        phases = _class_phases(request, folder, loaded, plan, distribution.is_chief, say)
+        return run_shard(request, folder, loaded, plan, distribution.is_chief, say, started, phases)
 
 
 def _example_sources(
-    args: argparse.Namespace, out: Path, plan: Plan, positions: Sequence[int], say: Say
+    request: Request, out: Path, plan: Plan, positions: Sequence[int], say: Say
 ) -> dict[str, list[Path]]:
     """Copy the ``--examples`` of the shard's classes into the site; readable photos by slug."""
     targets = [plan.targets[p] for p in positions]
     classes = [(target.slug, target.index, target.name) for target in targets]
-    folders, unmatched = match_example_folders(Path(args.examples), classes)
+    folders, unmatched = match_example_folders(Path(request.examples), classes)
     report_unmatched(unmatched)
     return copy_all_examples(out, folders, say)
 
 
 def _class_phases(
-    args: argparse.Namespace, out: Path, loaded: LoadedModel, plan: Plan, is_chief: bool, say: Say
+    request: Request, out: Path, loaded: LoadedModel, plan: Plan, is_chief: bool, say: Say
 ) -> Phases:
     """Examples (the chief copies them) and CRAFT concepts around the class images."""
     sources: dict[str, list[Path]] = {}
-    if args.examples and is_chief:
-        positions = shard_positions(len(plan.targets), args.shard)
-        sources = _example_sources(args, out, plan, positions, say)
+    if request.examples and is_chief:
+        positions = shard_positions(len(plan.targets), request.shard)
+        sources = _example_sources(request, out, plan, positions, say)
 
     def concepts(own: Results, positions: Sequence[int]) -> dict[str, int]:
-        if not (sources and args.concepts):
+        if not (sources and request.concepts):
             return {"concepts": 0}
         # Concepts are the chief's alone (CRAFT runs on its examples), on one device.
         merged = finished(out, own)
-        made = run_concept_phase(args, loaded, plan, positions, sources, own, merged, say)
+        made = run_concept_phase(request, loaded, plan, positions, sources, own, merged, say)
         return {"concepts": made}
 
     return Phases("classes", lambda folder, settings: _build(folder, settings, say), concepts)

@@ -9,7 +9,6 @@ settings are skipped. After the images, :class:`Phases` adds what the kind of at
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from maco_tf.atlas.shards import finished, open_shard, results_name
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import Results
 from maco_tf.runs.running import RunInterruptedError, Say, run_pending
 from maco_tf.runs.startup import agreed_pending
@@ -62,7 +62,7 @@ def _shard_done(out: Path, own: Results, plan: Plan, positions: Sequence[int]) -
 
 
 def run_shard(
-    args: argparse.Namespace,
+    request: Request,
     out: Path,
     loaded: LoadedModel,
     plan: Plan,
@@ -72,6 +72,8 @@ def run_shard(
     phases: Phases,
 ) -> int:
     """Render the shard's missing targets into ``out``, run ``phases.extras``, build the site.
+
+    ``request`` is the one the model was loaded for (:func:`~maco_tf.runs.startup.load_model`).
 
     Returns
     -------
@@ -85,20 +87,20 @@ def run_shard(
     MacoError
         For results made with other settings (without ``--overwrite``).
     """
-    positions = shard_positions(len(plan.targets), args.shard)
-    settings = run_settings.run_settings(run_settings.config(args), loaded)
-    own = open_shard(out, results_name(args.shard), settings, args.overwrite)
+    positions = shard_positions(len(plan.targets), request.shard)
+    settings = run_settings.run_settings(request.config, loaded)
+    own = open_shard(out, results_name(request.shard), settings, request.overwrite)
     done = finished(out, own)
     pending = [p for p in positions if not done.is_done(plan.targets[p])]
-    batch_size = run_settings.batch_size(args, loaded=loaded)
-    pending = agreed_pending(args, settings, plan, pending, batch_size, args.shard)
-    index, count = args.shard
+    batch_size = run_settings.batch_size(request, loaded=loaded)
+    pending = agreed_pending(request, settings, plan, pending, batch_size, request.shard)
+    index, count = request.shard
     say(
         f"shard {index}/{count}: {len(positions)} of {len(plan.targets)} {phases.noun}, "
         f"{len(positions) - len(pending)} already done; results in {own.path}"
     )
     try:
-        run = run_pending(args, loaded, plan, pending, own, batch_size, say, started)
+        run = run_pending(request, loaded, plan, pending, own, batch_size, say, started)
         run.update(shard=f"{index}/{count}", skipped=len(positions) - len(pending))
         extras = phases.extras(own, positions)
         run.update(extras)

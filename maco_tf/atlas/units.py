@@ -20,7 +20,6 @@ skips what is done. The chief writes the website (:mod:`maco_tf.atlas.unit_site`
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import sys
 import time
@@ -41,6 +40,7 @@ from maco_tf.errors import MacoError
 from maco_tf.files import OutputFolder
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs.plans import Plan, plan_layer
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import Results
 from maco_tf.runs.running import Say, sayer
 from maco_tf.runs.startup import load_model, set_up_distribution, writable
@@ -64,36 +64,40 @@ PATCH_DIR = "patches"
 PATCH_SIDE = 160
 #: Photos whose mean input gradient gives the receptive field.
 FIELD_PHOTOS = 8
-_UNIT_FLAGS = ("channel", "neuron", "direction")
 
 
-def is_unit_atlas(args: argparse.Namespace) -> bool:
-    """Whether the ``atlas`` arguments ask for units (``--layer`` or one of its unit flags)."""
-    return args.layer is not None or any(getattr(args, f) is not None for f in _UNIT_FLAGS)
+def is_unit_atlas(request: Request) -> bool:
+    """Whether the ``atlas`` request asks for units (``--layer`` or one of its unit flags)."""
+    return request.targets.asks_for_units()
 
 
-def _unit_plan(args: argparse.Namespace, loaded: LoadedModel) -> Plan:
+def _unit_plan(request: Request, loaded: LoadedModel) -> Plan:
+    targets = request.targets
     return plan_layer(
-        loaded, args.layer, channel=args.channel, neuron=args.neuron, direction=args.direction
+        loaded,
+        targets.layer,
+        channel=targets.channel,
+        neuron=targets.neuron,
+        direction=targets.direction,
     )
 
 
-def _check_arguments(args: argparse.Namespace, out: Path) -> None:
-    if args.classes is not None:
+def _check_arguments(request: Request, out: Path) -> None:
+    if request.targets.classes is not None:
         raise MacoError("--classes cannot be combined with --layer; run two atlases")
-    if args.layer is None and not args.build_only:
+    if request.targets.layer is None and not request.build_only:
         raise MacoError("--channels, --neurons and --directions need --layer")
     if holds_classes(out):
         raise MacoError(f"--out {out} holds a class atlas; give the unit atlas its own folder")
 
 
-def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = path_trust) -> int:
+def run_unit_atlas(request: Request, trust: TrustCheck | None = path_trust) -> int:
     """Run ``maco-tf atlas --layer ...``: the shard's missing units, their extras, the website.
 
     Parameters
     ----------
-    args
-        Parsed arguments of the ``atlas`` command (see :mod:`maco_tf.cli.parser`).
+    request
+        The ``atlas`` command's request (see :mod:`maco_tf.cli.atlas`).
     trust
         The trust check run with ``--examples``
         (default :func:`maco_tf.atlas.unit_trust.path_trust`); None: no trust score.
@@ -111,31 +115,33 @@ def run_unit_atlas(args: argparse.Namespace, trust: TrustCheck | None = path_tru
         On Ctrl-C, after the finished units are saved (exit code 130 in ``maco-tf``).
     """
     started = time.perf_counter()
-    out = Path(args.out)
-    say = sayer(args.quiet)
+    out = request.out
+    say = sayer(request.quiet)
     OutputFolder(out).check_writable()
-    _check_arguments(args, out)
-    if args.build_only:
+    _check_arguments(request, out)
+    if request.build_only:
         _build(out, None, say)
         return 0
-    photos = unit_patches.photo_paths(Path(args.examples)) if args.examples else []
-    distribution = set_up_distribution(args, say)
-    loaded = load_model(args, distribution, say)
-    plan = _unit_plan(args, loaded)
-    with writable(out, distribution) as folder, OutputFolder(folder).lock(results_name(args.shard)):
+    photos = unit_patches.photo_paths(Path(request.examples)) if request.examples else []
+    request = set_up_distribution(request, say)
+    loaded, request = load_model(request, say)
+    plan = _unit_plan(request, loaded)
+    distribution = request.distribution
+    lock = results_name(request.shard)
+    with writable(out, distribution) as folder, OutputFolder(folder).lock(lock):
 
         def extras(own: Results, positions: Sequence[int]) -> dict[str, int]:
             done = finished(folder, own)
-            diverse = run_diverse_phase(args, loaded, plan, positions, own, done, say)
+            diverse = run_diverse_phase(request, loaded, plan, positions, own, done, say)
             made = {"diverse images": diverse}
             if photos:
                 done = finished(folder, own)
-                job = _PatchJob(args, loaded, plan, photos, trust, say)
+                job = _PatchJob(request, loaded, plan, photos, trust, say)
                 made["patches"] = run_patch_phase(job, positions, own, done)
             return made
 
         phases = Phases("units", lambda path, settings: _build(path, settings, say), extras)
-        return run_shard(args, folder, loaded, plan, distribution.is_chief, say, started, phases)
+        return run_shard(request, folder, loaded, plan, distribution.is_chief, say, started, phases)
 
 
 def _build(out: Path, settings: dict | None, say: Say) -> None:
@@ -149,20 +155,20 @@ def _build(out: Path, settings: dict | None, say: Say) -> None:
 
 
 class _PatchJob:
-    """What the patch phase needs: arguments, model, plan, the photos, the trust check."""
+    """What the patch phase needs: the request, model, plan, the photos, the trust check."""
 
     def __init__(
         self,
-        args: argparse.Namespace,
+        request: Request,
         loaded: LoadedModel,
         plan: Plan,
         photos: Sequence[Path],
         trust: TrustCheck | None,
         say: Say,
     ) -> None:
-        self.args, self.loaded, self.plan = args, loaded, plan
+        self.request, self.loaded, self.plan = request, loaded, plan
         self.photos, self.trust, self.say = list(photos), trust, say
-        self.key = _patch_key(self.photos, args.patches, trust is not None)
+        self.key = _patch_key(self.photos, request.patches, trust is not None)
 
 
 def _patch_key(photos: Sequence[Path], count: int, with_trust: bool) -> str:
@@ -194,7 +200,7 @@ def _save_patches(
     side: int,
 ) -> dict:
     """Save a unit's top patches as JPEGs; its ``"patches"`` record entry."""
-    order = np.argsort(-found.values[:, column], kind="stable")[: job.args.patches]
+    order = np.argsort(-found.values[:, column], kind="stable")[: job.request.patches]
     entry = {"key": job.key, "files": [], "photos": [], "values": [], "boxes": [], "field": side}
     for rank, photo in enumerate(order):
         row, col = int(found.rows[photo, column]), int(found.cols[photo, column])
@@ -236,7 +242,7 @@ def run_patch_phase(job: _PatchJob, positions: Sequence[int], own: Results, done
             todo.append(position)
     if not todo:
         return 0
-    layer = job.args.layer
+    layer = job.request.targets.layer
     found = unit_patches.unit_responses(job.loaded, layer, job.plan, todo, job.photos)
     field_photos, _ = unit_patches.load_photos(found.photos[:FIELD_PHOTOS], job.loaded)
     side = unit_patches.receptive_field(job.loaded, layer, field_photos)

@@ -1,63 +1,26 @@
-"""The ``accentuate`` command: a photo accentuated towards classes or units, saved in ``--out``.
+"""The ``accentuate`` command: its flags, and one call (``runs.accentuating.accentuate_photo``).
 
-``maco-tf accentuate --image photo.jpg --classes goldfish`` writes ``seed.png`` (the photo as
-optimised: its centre crop at the accentuation's size) and, per target, ``<slug>.png``,
-``<slug>_rgba.png`` and ``<slug>_heatmap.png`` as ``maco-tf visualize`` does, with
-``results.json`` recording the settings and, per target, the objective before and after, the
-distance to the seed and the model's top-5 classes before and after.
-
-It runs as ``maco-tf visualize`` does: one :class:`~maco_tf.RunConfig` built from the flags
-(:func:`~maco_tf.runs.startup.load_model`; bad settings and resource bounds are refused before
-the model loads), ``--out`` checked before any work, written through
-:class:`~maco_tf.files.OutputFolder` under the lock of its results file; a re-run with the same
-photo and settings skips the finished targets, and results made otherwise are refused unless
-``--overwrite``. The targets run chunk by chunk (``--batch-size``) on the shared run loop, each
-finished chunk saved: an interrupted run keeps its finished targets.
+``maco-tf accentuate --image photo.jpg --classes goldfish`` writes ``seed.png`` and, per target,
+the files of ``maco-tf visualize`` with the objective before and after in ``results.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import time
-from pathlib import Path
 
-import numpy as np
-import tensorflow as tf
-
-from maco_tf.cli.commands import EXIT_OK, plan
-from maco_tf.cli.flags import add_model_arguments, add_output_arguments, add_target_arguments
-from maco_tf.cli.parsing import non_negative_number, positive_int
-from maco_tf.core.limits import Limits
-from maco_tf.core.parameterization import SeededSpectrumParameterization
-from maco_tf.files import OutputFolder
-from maco_tf.models.images import ImageReadError, read_array
-from maco_tf.models.layers import model_input_size
-from maco_tf.models.loading import LoadedModel
-from maco_tf.outputs.render import save_png, to_uint8
-from maco_tf.runs import settings as run_settings
-from maco_tf.runs.plans import Plan
-from maco_tf.runs.results import RESULTS_FILE, Results, open_results
-from maco_tf.runs.running import Say, run_pending, sayer
-from maco_tf.runs.scoring import top5
-from maco_tf.runs.startup import load_model, set_up_distribution, writable
-from maco_tf.targets import units
-from maco_tf.targets.accentuation import (
-    ACCENTUATION_DEFAULTS,
-    AccentuationInputError,
-    accentuate,
+from maco_tf.cli.flags import (
+    add_model_arguments,
+    add_output_arguments,
+    add_target_arguments,
+    to_request,
 )
+from maco_tf.cli.parsing import non_negative_number, positive_int
+from maco_tf.runs import settings as run_settings
+from maco_tf.runs.accentuating import accentuate_photo
+from maco_tf.targets.accentuation import ACCENTUATION_DEFAULTS
 
-__all__ = [
-    "SEED_FILE",
-    "accentuation_settings",
-    "add_accentuate_parser",
-    "read_photo",
-    "run_accentuate",
-]
+__all__ = ["add_accentuate_parser", "run_accentuate"]
 
-#: The photo as optimised, in ``--out``.
-SEED_FILE = "seed.png"
 #: Settings without a flag: the accentuation's own (its method is set by the seed).
 _FIXED = ("box_size", "whole_views", "noise")
 #: RunConfig knobs without a flag here, at their defaults (its seeds' spectra set the phase).
@@ -104,162 +67,9 @@ def add_accentuate_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
 
-def read_photo(path: str | Path, shape: tuple[int, int, int]) -> np.ndarray:
-    """The photo at ``path``: centre crop of the aspect of ``shape``, resized, uint8 scale.
-
-    Read by :func:`maco_tf.models.images.read_array` within the bounds of
-    :meth:`Limits.from_environment <maco_tf.core.limits.Limits.from_environment>`: a regular
-    file only, its pixels bounded from the header before decoding, upright (EXIF), any mode
-    converted (16-bit grey scaled by its range, transparency composited on white).
-
-    Parameters
-    ----------
-    path
-        An image file PIL can read.
-    shape
-        ``(height, width, channels)`` wanted; 1 channel reads it as greyscale, 3 as RGB.
-
-    Returns
-    -------
-    photo
-        float32 ``(height, width, channels)`` in [0, 255].
-
-    Raises
-    ------
-    AccentuationInputError
-        One line for a missing, irregular (FIFO, device, directory), oversized or unreadable
-        file, or a channel count other than 1 or 3.
-    """
-    height, width, channels = shape
-    if channels not in (1, 3):
-        raise AccentuationInputError(
-            f"the model takes {channels}-channel images; --image reads 1 (grey) or 3 (RGB)"
-        )
-    bounds = Limits.from_environment().image_bounds()
-    try:
-        array = read_array(path, channels, what="--image", bounds=bounds)
-    except ImageReadError as exc:
-        raise AccentuationInputError(str(exc)) from None
-    rows, cols = array.shape[:2]
-    scale = min(rows / height, cols / width)
-    crop_h, crop_w = round(height * scale), round(width * scale)
-    top, left = (rows - crop_h) // 2, (cols - crop_w) // 2
-    crop = array[top : top + crop_h, left : left + crop_w].astype(np.float32)  # crop, then copy
-    resized = tf.image.resize(crop[None], (height, width), antialias=True)[0].numpy()
-    return np.clip(resized, 0.0, 255.0)
-
-
-def _seed_image(args: argparse.Namespace, loaded: LoadedModel) -> np.ndarray:
-    """``--image`` at the run's size, in the model's value range."""
-    size = args.config.size or loaded.input_size
-    channels = model_input_size(loaded.model)[-1]
-    low, high = loaded.values_range
-    return read_photo(args.image, (*size, channels)) / 255.0 * (high - low) + low
-
-
-def accentuation_settings(args: argparse.Namespace, loaded: LoadedModel, seed: np.ndarray) -> dict:
-    """The settings ``results.json`` records and a re-run compares.
-
-    Those of ``maco-tf visualize`` (:func:`~maco_tf.runs.settings.run_settings`) with the
-    accentuation's method, ``--penalty`` and the SHA-256 of the seed's pixels: a re-run with
-    another photo or penalty, or results of ``visualize``, differ.
-    """
-    return {
-        **run_settings.run_settings(run_settings.config(args), loaded),
-        "method": SeededSpectrumParameterization.name,
-        "penalty": args.penalty,
-        "image_sha256": hashlib.sha256(np.ascontiguousarray(seed).tobytes()).hexdigest(),
-    }
-
-
 def run_accentuate(args: argparse.Namespace) -> int:
     """``maco-tf accentuate``: accentuate ``--image`` for each missing target in ``--out``; 0.
 
-    The targets run chunk by chunk on the shared run loop
-    (:func:`~maco_tf.runs.running.run_pending`): each finished chunk is saved, so an
-    interrupted run (Ctrl-C, SIGTERM, ``kill -9``) keeps it and a re-run resumes.
+    See :func:`maco_tf.runs.accentuating.accentuate_photo`.
     """
-    started = time.perf_counter()
-    out = Path(args.out)
-    OutputFolder(out).check_writable()
-    say = sayer(args.quiet)
-    distribution = set_up_distribution(args, say)
-    loaded = load_model(args, distribution, say)
-    targets = plan(args, loaded)
-    seed = _seed_image(args, loaded)
-    settings = accentuation_settings(args, loaded, seed)
-    with writable(out, distribution) as folder, OutputFolder(folder).lock(RESULTS_FILE):
-        results = open_results(folder / RESULTS_FILE, settings, args.overwrite)
-        pending = [i for i, target in enumerate(targets.targets) if not results.is_done(target)]
-        for i in sorted(set(range(len(targets.targets))) - set(pending)):
-            say(f"skipped {targets.targets[i].slug} (already in {out})")
-        run = {"computed": 0}
-        if pending:
-            run = run_pending(
-                args,
-                loaded,
-                targets,
-                pending,
-                results,
-                args.batch_size,
-                say,
-                started,
-                produce=_Producer(args, loaded, targets, seed, results, say),
-                record={"image": str(args.image)},
-            )
-    say(
-        f"{len(targets.targets)} targets: {run['computed']} accentuated, "
-        f"{len(targets.targets) - len(pending)} skipped; results in {out / RESULTS_FILE}"
-    )
-    return EXIT_OK
-
-
-class _Producer:
-    """Accentuates ``seed`` towards a chunk of targets; saves their files and records."""
-
-    def __init__(
-        self,
-        args: argparse.Namespace,
-        loaded: LoadedModel,
-        targets: Plan,
-        seed: np.ndarray,
-        results: Results,
-        say: Say,
-    ) -> None:
-        self.args, self.loaded, self.targets = args, loaded, targets
-        self.seed, self.results, self.say = seed, results, say
-
-    def __call__(self, chunk: list[int]) -> None:
-        """Accentuate the targets ``chunk`` (indices into the plan), save and record them.
-
-        Each image's random streams are its target's position in the plan, whatever chunk it
-        runs in: chunks, resumed runs and one whole run give the same images.
-        """
-        loaded, results = self.loaded, self.results
-        result = accentuate(
-            units.select(self.targets.objective, chunk),
-            self.seed,
-            run_settings.config(self.args),
-            penalty=self.args.penalty,
-            progress=not self.args.quiet,
-            image_ids=chunk,
-        )
-        seed_path = results.folder.path(SEED_FILE)
-        save_png(seed_path, to_uint8(result.seeds[0], loaded.values_range))
-        before, after = top5(loaded, result.seeds), top5(loaded, result.images)
-        for position, index in enumerate(chunk):
-            target = self.targets.targets[index]
-            measured = {
-                "objective_before": float(result.objective_before[position]),
-                "objective_after": float(result.objective_after[position]),
-                "seed_distance": float(result.seed_distance[position]),
-                "top5_before": None if before is None else before[position],
-                "top5_after": None if after is None else after[position],
-            }
-            image, transparency = result.images[position], result.transparency[position]
-            results.add_target(target, image, transparency, loaded.values_range, measured)
-            self.say(
-                f"saved {target.slug}  objective {result.objective_before[position]:.4g} -> "
-                f"{result.objective_after[position]:.4g}, RMS change "
-                f"{100 * result.seed_distance[position]:.1f} %"
-            )
+    return accentuate_photo(to_request(args))

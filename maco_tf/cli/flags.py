@@ -1,8 +1,13 @@
-"""The flags that several ``maco-tf`` commands share, declared once (same names and defaults)."""
+"""The flags that several ``maco-tf`` commands share, declared once, and the request they make.
+
+Each command's parsed flags become one :class:`~maco_tf.runs.request.Request`
+(:func:`to_request`), the only thing the run machinery below the command line sees.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from maco_tf.cli.parsing import (
     box_sizes,
@@ -12,9 +17,11 @@ from maco_tf.cli.parsing import (
     positive_number,
     values_range,
 )
+from maco_tf.core.config import EngineConfig, RunConfig
 from maco_tf.core.distribute import STRATEGIES
 from maco_tf.core.transforms import TRANSFORMS, Transform, parse_transforms
 from maco_tf.errors import InvalidSettingError
+from maco_tf.runs.request import ModelSpec, Request, TargetSpec
 from maco_tf.runs.settings import default
 
 __all__ = [
@@ -24,6 +31,9 @@ __all__ = [
     "add_snapshot_arguments",
     "add_target_arguments",
     "add_unit_arguments",
+    "model_spec",
+    "run_config",
+    "to_request",
 ]
 
 #: Where to put the flags: a parser or one of its argument groups.
@@ -245,4 +255,68 @@ def add_snapshot_arguments(out: Flags) -> None:
         metavar="K",
         help="also save each target's image every K steps (and the last) as "
         "<target>/snapshots/step_0016.png",
+    )
+
+
+def run_config(args: argparse.Namespace) -> RunConfig:
+    """The one :class:`~maco_tf.RunConfig` of the flags, validated (bounds included).
+
+    A ``method`` of None (no ``--method``: ``accentuate``, whose seed sets it) is the default
+    method; the value range is ``--values-range`` or the default until the model is loaded.
+
+    Raises
+    ------
+    InvalidSettingError
+        For a setting out of range or over a resource limit.
+    """
+    values_range = args.values_range
+    return RunConfig(
+        method=default("method") if args.method is None else args.method,
+        steps=args.steps,
+        crops=args.crops,
+        size=args.size,
+        box_size=args.box_size,
+        whole_views=args.whole_views,
+        noise=args.noise,
+        phase_spread=args.phase_spread,
+        transforms=args.transforms,
+        values_range=values_range if values_range is not None else default("values_range"),
+        seed=args.seed,
+        snapshots=args.snapshots,
+        early_stop=args.early_stop,
+        engine=EngineConfig(batch_size=args.batch_size, jit_compile=bool(args.jit)),
+    )
+
+
+def model_spec(args: argparse.Namespace) -> ModelSpec:
+    """The model flags (``--model``, ``--values-range``, ``--input-size``...)."""
+    names = ("model", "values_range", "input_size", "custom_objects", "output")
+    return ModelSpec(**{name: getattr(args, name, None) for name in names})
+
+
+def to_request(args: argparse.Namespace) -> Request:
+    """The one :class:`~maco_tf.runs.request.Request` of a command's parsed flags.
+
+    Raises
+    ------
+    InvalidSettingError
+        For a setting out of range or over a resource limit (before any model is loaded).
+    """
+    targets = TargetSpec(
+        **{name: getattr(args, name, None) for name in ("classes", "layer", "channel", "neuron")},
+        direction=getattr(args, "direction", None),
+    )
+    optional = ("image", "penalty", "shard", "concepts", "copies", "diversity", "patches")
+    return Request(
+        config=run_config(args),
+        model=model_spec(args),
+        targets=targets,
+        out=Path(args.out),
+        overwrite=bool(args.overwrite),
+        quiet=bool(args.quiet),
+        examples=getattr(args, "examples", None),
+        method_given=args.method is not None,
+        strategy=getattr(args, "strategy", "none"),
+        build_only=bool(getattr(args, "build_only", False)),
+        **{name: getattr(args, name) for name in optional if hasattr(args, name)},
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import signal
 import sys
@@ -19,6 +18,7 @@ from maco_tf.core import visualization as api
 from maco_tf.models.loading import LoadedModel
 from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan, image_ids
+from maco_tf.runs.request import Request
 from maco_tf.runs.results import Results
 from maco_tf.runs.scoring import top5 as score_top5
 from maco_tf.runs.trust_records import trust_entries
@@ -61,7 +61,7 @@ def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
 
 
 def run_chunk(
-    args: argparse.Namespace,
+    request: Request,
     loaded: LoadedModel,
     plan: Plan,
     chunk: list[int],
@@ -72,10 +72,11 @@ def run_chunk(
 ) -> None:
     """Optimise, save and record one chunk of targets (indices into ``plan.targets``).
 
+    ``request`` is the one the model was loaded for (:func:`~maco_tf.runs.startup.load_model`).
     Each image's randomness depends on ``--seed`` and its target's id
     (:func:`~maco_tf.runs.plans.image_ids`) only, so it does not depend on the batch, the shard
-    or the devices it ran in. With ``photos`` (:func:`maco_tf.runs.trust.load_examples`), each
-    record also holds the target's ``"trust"`` entry (:func:`maco_tf.runs.trust.trust_entries`).
+    or the devices it ran in. With ``photos`` (:func:`maco_tf.runs.trust_records.load_examples`), each
+    record also holds the target's ``"trust"`` entry (:func:`maco_tf.runs.trust_records.trust_entries`).
     """
     ids = image_ids(plan)
     objective = targets.select(plan.objective, chunk)
@@ -83,10 +84,10 @@ def run_chunk(
         warnings.simplefilter("always", api.DeadObjectiveWarning)
         result = api.visualize(
             objective,
-            run_settings.config(args),
+            request.config,
             batch_size=batch_size,
-            progress=not args.quiet,
-            strategy=run_settings.distribution(args).strategy,
+            progress=not request.quiet,
+            strategy=request.distribution.strategy,
             image_ids=[ids[i] for i in chunk],
         )
     _show_warnings(caught)
@@ -147,7 +148,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def run_pending(
-    args: argparse.Namespace,
+    request: Request,
     loaded: LoadedModel,
     plan: Plan,
     pending: list[int],
@@ -167,13 +168,13 @@ def run_pending(
 
     Parameters
     ----------
-    args, loaded, plan, pending, results, batch_size, say, started
-        The command's flags, model, plan, the pending targets (indices into ``plan.targets``),
-        its results, the chunk size (``--batch-size``; 0 or None: balanced over ``pending``),
-        progress printer and start time (``time.perf_counter()``).
+    request, loaded, plan, pending, results, batch_size, say, started
+        The command's request (for the loaded model), model, plan, the pending targets
+        (indices into ``plan.targets``), its results, the chunk size (``--batch-size``; 0 or
+        None: balanced over ``pending``), progress printer and start time (``time.perf_counter()``).
     photos
         Adds the trust check to each chunk of :func:`run_chunk`
-        (:func:`maco_tf.runs.trust.load_examples`).
+        (:func:`maco_tf.runs.trust_records.load_examples`).
     produce
         What makes a chunk, for a command other than ``visualize`` (``accentuate``); default
         :func:`run_chunk`.
@@ -185,25 +186,25 @@ def run_pending(
     RunInterruptedError
         On Ctrl-C or SIGTERM, after saving what was finished.
     """
-    distribution = run_settings.distribution(args)
+    distribution = request.distribution
     run = {
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(record or {}),
         "computed": 0,
         "skipped": len(plan.targets) - len(pending),
         "batch_size": batch_size,
-        "jit": bool(args.jit),
+        "jit": request.jit,
         "strategy": distribution.describe(),
         "time_s": 0.0,
     }
     results.runs.append(run)
-    if not args.batch_size:  # balanced over what is left to do (pending is agreed by workers)
-        batch_size = run_settings.batch_size(args, len(pending), loaded)
+    if not request.batch_size:  # balanced over what is left to do (pending agreed by workers)
+        batch_size = run_settings.batch_size(request, len(pending), loaded)
         run["batch_size"] = batch_size
     if produce is None:
 
         def produce(chunk: list[int]) -> None:
-            run_chunk(args, loaded, plan, chunk, results, batch_size, say, photos)
+            run_chunk(request, loaded, plan, chunk, results, batch_size, say, photos)
 
     try:
         with _terminate_as_interrupt():

@@ -1,30 +1,26 @@
-"""The settings of a run: the one :class:`~maco_tf.RunConfig` built from the flags, its record.
+"""The settings of a run: its batch size, the record of its :class:`~maco_tf.RunConfig`.
 
-The command line builds one :class:`~maco_tf.RunConfig` from its flags (:func:`run_config`; the
-flags' defaults are the config's), keeps it with the parsed arguments (:func:`config`) and passes
-it to :func:`~maco_tf.visualize`; ``results.json`` records the model and the config's record
-(:func:`run_settings`), which a resumed run compares (:func:`settings_diff`).
+The command line builds one :class:`~maco_tf.RunConfig` from its flags (the flags' defaults are
+the config's, :func:`default`) into its :class:`~maco_tf.runs.request.Request`; the batch size
+is worked out once here (:func:`batch_size`); ``results.json`` records the model and the
+config's record (:func:`run_settings`), which a resumed run compares (:func:`settings_diff`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 from maco_tf.core import visualization as api
-from maco_tf.core.config import EngineConfig, RunConfig, settings_differences
-from maco_tf.core.distribute import Distribution
+from maco_tf.core.config import RunConfig, settings_differences
 from maco_tf.core.limits import held_activation_values
 from maco_tf.models.layers import model_input_size
 from maco_tf.models.loading import LoadedModel
+from maco_tf.runs.request import Request
 
 __all__ = [
     "NOT_COMPARED",
     "batch_size",
-    "config",
     "default",
-    "distribution",
-    "run_config",
     "run_settings",
     "settings_diff",
     "settings_key",
@@ -41,72 +37,22 @@ def default(name: str) -> object:
     return item.default
 
 
-def distribution(args: argparse.Namespace) -> Distribution:
-    """The :class:`Distribution` a command set up (none for callers that made no strategy)."""
-    return getattr(args, "distribution", None) or Distribution()
-
-
-def run_config(args: argparse.Namespace, loaded: LoadedModel | None = None) -> RunConfig:
-    """The one :class:`~maco_tf.RunConfig` of the flags, validated (bounds included).
-
-    Parameters
-    ----------
-    args
-        Parsed ``visualize``, ``atlas`` or ``accentuate`` flags; a ``method`` of None (no
-        ``--method``: ``accentuate``, whose seeds set it) is the default method.
-    loaded
-        The model, whose value range is used; None: ``--values-range`` (or the default), to
-        check the flags before the model is loaded.
-
-    Returns
-    -------
-    config
-        The config; ``config.engine`` holds ``--batch-size`` and ``--jit``.
-
-    Raises
-    ------
-    InvalidSettingError
-        For a setting out of range or over a resource limit.
-    """
-    values_range = loaded.values_range if loaded is not None else args.values_range
-    return RunConfig(
-        method=default("method") if args.method is None else args.method,
-        steps=args.steps,
-        crops=args.crops,
-        size=args.size,
-        box_size=args.box_size,
-        whole_views=args.whole_views,
-        noise=args.noise,
-        phase_spread=args.phase_spread,
-        transforms=args.transforms,
-        values_range=values_range if values_range is not None else default("values_range"),
-        seed=args.seed,
-        snapshots=args.snapshots,
-        early_stop=args.early_stop,
-        engine=EngineConfig(batch_size=args.batch_size, jit_compile=bool(args.jit)),
-    )
-
-
-def config(args: argparse.Namespace) -> RunConfig:
-    """The config built for the loaded model (see :func:`~maco_tf.runs.startup.load_model`)."""
-    return args.config
-
-
 def batch_size(
-    args: argparse.Namespace, pending: int | None = None, loaded: LoadedModel | None = None
+    request: Request, pending: int | None = None, loaded: LoadedModel | None = None
 ) -> int:
     """``--batch-size``, or about 128 crops per step on each replica (balanced over ``pending``).
 
-    With the ``loaded`` model, the automatic size shrinks until one batch fits the memory bound
+    The one place a command's batch size is worked out (the engine is always given it). With
+    the ``loaded`` model, the automatic size shrinks until one batch fits the memory bound
     (:meth:`~maco_tf.Limits.images_per_batch`) instead of being refused by it.
     """
-    if args.batch_size:
-        return args.batch_size
-    replicas = distribution(args).replicas
-    size = api.auto_batch_size(args.crops, replicas, pending)
+    if request.batch_size:
+        return request.batch_size
+    run = request.config
+    replicas = request.distribution.replicas
+    size = api.auto_batch_size(run.crops, replicas, pending)
     if loaded is None:
         return size
-    run = config(args)
     input_shape = model_input_size(loaded.model)
     image_shape = (*(run.size or input_shape[:2]), input_shape[-1])
     held = held_activation_values(loaded.model)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import shutil
 import tempfile
@@ -13,63 +12,57 @@ from maco_tf.core.distribute import Distribution, fingerprint, make_strategy
 from maco_tf.errors import MacoError
 from maco_tf.models import loading as models
 from maco_tf.models.loading import LoadedModel
-from maco_tf.runs import settings as run_settings
 from maco_tf.runs.plans import Plan
+from maco_tf.runs.request import Request
 from maco_tf.runs.running import Say
-from maco_tf.runs.settings import distribution as args_distribution
 
 __all__ = [
     "agreed_pending",
     "check_method",
     "check_size",
     "load_model",
-    "model_options",
     "set_up_distribution",
     "writable",
 ]
 
 
-def set_up_distribution(args: argparse.Namespace, say: Say) -> Distribution:
-    """Make ``--strategy``'s strategy (before any other TensorFlow work) and keep it in args."""
-    distribution = Distribution(make_strategy(getattr(args, "strategy", "none")))
-    args.distribution = distribution
+def set_up_distribution(request: Request, say: Say) -> Request:
+    """Make ``--strategy``'s strategy (before any other TensorFlow work); the request with it."""
+    distribution = Distribution(make_strategy(request.strategy))
     if distribution.strategy is not None:
         role = "chief" if distribution.is_chief else "worker (the chief writes the results)"
         say(f"strategy: {distribution.describe()}; this process is the {role}")
-    return distribution
+    return request.with_distribution(distribution)
 
 
-def load_model(args: argparse.Namespace, distribution: Distribution, say: Say) -> LoadedModel:
+def load_model(request: Request, say: Say) -> tuple[LoadedModel, Request]:
     """The ``--model``, its weights mirrored over the strategy's devices when there is one.
 
-    The flags are checked first (:func:`~maco_tf.runs.settings.run_config`, resource bounds
-    included); then the model's input range and its reason, and its loading notes, are said,
-    ``--size`` and ``--method`` are checked against its input, and the run's config (in the
-    model's value range) is kept as ``args.config``.
+    The flags were checked when the request was built (its :class:`~maco_tf.RunConfig`,
+    resource bounds included); the model's input range and its reason, and its loading notes,
+    are said, ``--size`` and ``--method`` are checked against its input.
+
+    Returns
+    -------
+    loaded, request
+        The model, and the request whose config is in the model's value range.
 
     Raises
     ------
     MacoError
-        For bad settings, a model that cannot be loaded, a ``--size`` smaller than its input,
-        or ``--method maco`` on a model whose images are not RGB.
+        For a model that cannot be loaded, a ``--size`` smaller than its input, or
+        ``--method maco`` on a model whose images are not RGB.
     """
-    run_settings.run_config(args)  # bad settings and resource bounds: refused before loading
+    distribution = request.distribution
     scope = distribution.strategy.scope() if distribution.strategy else contextlib.nullcontext()
     with scope:
-        loaded = models.load_model(args.model, **model_options(args))
+        loaded = models.load_model(request.model.model, **request.model.options())
     say(loaded.describe_range())
     for note in loaded.notes:
         say(f"note: {note}")
-    check_size(args.size, loaded)
-    check_method(args.method, loaded)
-    args.config = run_settings.run_config(args, loaded)
-    return loaded
-
-
-def model_options(args: argparse.Namespace) -> dict:
-    """The :func:`maco_tf.load_model` arguments of the model flags (``--values-range``...)."""
-    names = ("values_range", "input_size", "custom_objects", "output")
-    return {name: getattr(args, name, None) for name in names}
+    check_size(request.config.size, loaded)
+    check_method(request.config.method if request.method_given else None, loaded)
+    return loaded, request.for_model(loaded.values_range)
 
 
 def check_method(method: str | None, loaded: LoadedModel) -> None:
@@ -90,18 +83,21 @@ def check_method(method: str | None, loaded: LoadedModel) -> None:
         )
 
 
-def check_size(size: int | None, loaded: LoadedModel) -> None:
-    """Refuse an image side smaller than the model input (:class:`MacoError`); None: the input."""
-    if size is not None and size < max(loaded.input_size):
+def check_size(size: tuple[int, int] | None, loaded: LoadedModel) -> None:
+    """Refuse an image side smaller than the model input (:class:`MacoError`); None: the input.
+
+    ``size`` is the run's ``(height, width)`` (``--size N``: ``(N, N)``).
+    """
+    if size is not None and min(size) < max(loaded.input_size):
         raise MacoError(
-            f"--size {size} is smaller than the model input "
+            f"--size {min(size)} is smaller than the model input "
             f"{loaded.input_size[0]}x{loaded.input_size[1]}; use at least "
             f"{max(loaded.input_size)}"
         )
 
 
 def agreed_pending(
-    args: argparse.Namespace,
+    request: Request,
     settings: dict,
     plan: Plan,
     pending: Sequence[int],
@@ -110,7 +106,7 @@ def agreed_pending(
 ) -> list[int]:
     """The chief's pending targets, after checking that all workers run the same thing."""
     key = fingerprint(settings, [t.key for t in plan.targets], batch_size, shard)
-    return args_distribution(args).agree(key, pending, len(plan.targets))
+    return request.distribution.agree(key, pending, len(plan.targets))
 
 
 @contextlib.contextmanager
