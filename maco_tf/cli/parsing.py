@@ -41,7 +41,10 @@ def positive_int(minimum: int) -> Callable[[str], int]:
 
 
 def int_list(text: str) -> list[int]:
-    """``"0,3,10-12"`` -> ``[0, 3, 10, 11, 12]`` (:func:`maco_tf.runs.index_lists.parse_indices`)."""
+    """``"0,3,10-12"`` -> ``[0, 3, 10, 11, 12]``.
+
+    See :func:`maco_tf.runs.index_lists.parse_indices`.
+    """
     try:
         return parse_indices(text)
     except IndexListError as exc:

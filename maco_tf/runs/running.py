@@ -75,8 +75,9 @@ def run_chunk(
     ``request`` is the one the model was loaded for (:func:`~maco_tf.runs.startup.load_model`).
     Each image's randomness depends on ``--seed`` and its target's id
     (:func:`~maco_tf.runs.plans.image_ids`) only, so it does not depend on the batch, the shard
-    or the devices it ran in. With ``photos`` (:func:`maco_tf.runs.trust_records.load_examples`), each
-    record also holds the target's ``"trust"`` entry (:func:`maco_tf.runs.trust_records.trust_entries`).
+    or the devices it ran in. With ``photos``
+    (:func:`maco_tf.runs.trust_records.load_examples`), each record also holds the target's
+    ``"trust"`` entry (:func:`maco_tf.runs.trust_records.trust_entries`).
     """
     ids = image_ids(plan)
     objective = targets.select(plan.objective, chunk)
