@@ -5,11 +5,14 @@ import os
 import struct
 import subprocess
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from maco_tf import Limits, MacoError
@@ -272,3 +275,70 @@ def test_reading_a_photo_loads_no_tensorflow(tmp_path):
         check=True,
     )
     assert done.stdout.strip() == "[]"
+
+
+# ------------------------------------------------------------------ property: mutated headers
+
+
+def _seed_files() -> dict[str, bytes]:
+    """Small valid files of several formats: the starting points of the mutations."""
+    import io
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
+    files = {}
+    for name, mode, fmt in [
+        ("rgb.png", "RGB", "PNG"),
+        ("grey16.png", "I;16", "PNG"),
+        ("palette.gif", "P", "GIF"),
+        ("photo.jpg", "RGB", "JPEG"),
+        ("cmyk.tif", "CMYK", "TIFF"),
+        ("rgba.webp", "RGBA", "WEBP"),
+        ("rgb.bmp", "RGB", "BMP"),
+    ]:
+        image = Image.fromarray(pixels).convert(mode if mode != "I;16" else "L")
+        if mode == "I;16":
+            image = Image.fromarray(pixels[..., 0].astype(np.uint16) * 257)
+        buffer = io.BytesIO()
+        image.save(buffer, fmt)
+        files[name] = buffer.getvalue()
+    files["declares_50000.png"] = png_declaring(50000, 50000)
+    return files
+
+
+_SEEDS = _seed_files()
+
+
+@st.composite
+def _mutated(draw) -> tuple[str, bytes]:
+    """A seed file with a few bytes of its first 64 (the header) overwritten, or cut short."""
+    name = draw(st.sampled_from(sorted(_SEEDS)))
+    data = bytearray(_SEEDS[name])
+    for _ in range(draw(st.integers(1, 6))):
+        at = draw(st.integers(0, min(63, len(data) - 1)))
+        data[at] = draw(st.integers(0, 255))
+    if draw(st.booleans()):
+        data = data[: draw(st.integers(0, len(data)))]
+    return name, bytes(data)
+
+
+@settings(
+    max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=_mutated())
+def test_mutated_headers_are_read_or_refused_in_one_line(tmp_path, case):
+    name, data = case
+    path = tmp_path / name
+    path.write_bytes(data)
+    bounds = ImageBounds(max_image_pixels=4096 * 4096)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # nothing raw from the decoders reaches the user
+            array = read_array(path, bounds=bounds)
+    except ImageReadError as exc:
+        event("refused")
+        assert "\n" not in str(exc) and name in str(exc)
+        return
+    event("read")
+    assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3
+    assert array.shape[0] * array.shape[1] <= bounds.max_image_pixels

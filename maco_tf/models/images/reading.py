@@ -176,6 +176,7 @@ def _open(path: Path, what: str, bounds: ImageBounds) -> Iterator[Image.Image]:
     with _regular_handle(path, what) as handle:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our bound decides
+            _quiet_decoder_notes()
             try:
                 image = Image.open(handle)
             except Image.DecompressionBombError:
@@ -194,6 +195,14 @@ def _open(path: Path, what: str, bounds: ImageBounds) -> Iterator[Image.Image]:
                     "max_image_pixels",
                 )
             yield image
+
+
+def _quiet_decoder_notes() -> None:
+    """Silence the decoders' own notes (corrupt EXIF, skipped tags): what they skip is skipped.
+
+    Call inside :func:`warnings.catch_warnings`. What cannot be decoded is still an error.
+    """
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
 
 
 def _reason(exc: BaseException) -> str:
@@ -312,7 +321,8 @@ def read_image(
         header, before decoding), or not decodable (PIL's errors and bomb checks included).
     """
     path = Path(path)
-    with _open(path, what, bounds or ImageBounds()) as image:
+    with _open(path, what, bounds or ImageBounds()) as image, warnings.catch_warnings():
+        _quiet_decoder_notes()
         try:
             upright = ImageOps.exif_transpose(image)
             return convert_mode(upright, channels)
