@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install if needed, then visualise two ImageNet classes with the offline EfficientNet-Lite0.
-# Extra arguments are passed to `maco-tf visualize` (e.g. --steps 64 for a quicker look).
+# Extra arguments are passed to `maco-tf visualize` (e.g. --steps 24 --size 224 for a preview).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
