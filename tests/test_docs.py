@@ -192,7 +192,8 @@ def tiny_run_configs(monkeypatch):
 
     Wraps ``RunConfig.__post_init__`` (every run's settings, whether built by ``visualize``, the
     drop-in ``maco``, ``accentuate`` or ``explain_class``, pass through it) so that ``steps``
-    and ``crops`` are at most 2 and ``size`` is the model input; everything else is as written.
+    and ``crops`` are at most 2 (``snapshots`` and ``early_stop`` shrunk to fit) and ``size`` is
+    the model input; everything else is as written.
     """
     if os.environ.get(TINY_VARIABLE, "1") == "0":
         return
@@ -201,7 +202,13 @@ def tiny_run_configs(monkeypatch):
     original = RunConfig.__post_init__
 
     def tiny_post_init(config: RunConfig) -> None:
-        for name, cap in (("steps", TINY_STEPS), ("crops", TINY_CROPS)):
+        caps = (
+            ("steps", TINY_STEPS),
+            ("crops", TINY_CROPS),
+            ("snapshots", TINY_STEPS),  # an interval is at most the steps
+            ("early_stop", 1),  # a plateau window shorter than the steps
+        )
+        for name, cap in caps:
             value = getattr(config, name)
             if isinstance(value, int) and not isinstance(value, bool):  # bad values: as written
                 object.__setattr__(config, name, min(value, cap))
