@@ -114,16 +114,19 @@ def test_the_pixel_bound_is_checked_from_the_header(tmp_path):
 
 
 _PEAK_SCRIPT = """
-import resource, sys
+import sys
 from maco_tf.models.images import ImageReadError, read_image
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak():  # KiB; VmHWM is this process's own (ru_maxrss would carry its parent's across fork)
+    return next(int(line.split()[1]) for line in open("/proc/self/status")
+                if line.startswith("VmHWM:"))
+before = peak()
 try:
     read_image(sys.argv[1])
 except ImageReadError:
     pass
 else:
     raise SystemExit("decoded")
-print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(before, peak())
 """
 
 

@@ -1,8 +1,8 @@
 """maco_tf.core.limits: the batch memory estimate against the peak TensorFlow really reaches.
 
-Each measurement runs in a fresh process: its peak resident memory (``ru_maxrss``) after one
-small ``visualize`` call, less its resident memory once the model is loaded, must not exceed
-the estimate the call was checked against.
+Each measurement runs in a fresh process: its peak resident memory (``VmHWM`` of
+``/proc/self/status``) after one small ``visualize`` call, less its resident memory once the
+model is loaded, must not exceed the estimate the call was checked against.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from .conftest import build_tiny_cnn
 ROOT = Path(__file__).parents[1]
 
 _PROBE = """
-import json, os, resource, sys
+import json, os, sys
 batch, crops, size = map(int, sys.argv[2:5])
 import maco_tf
 from maco_tf.core import limits
@@ -46,7 +46,9 @@ def spy(self, *args, **kwargs):
     return estimates[-1]
 limits.Limits.check_batch_memory = spy
 maco_tf.visualize(objective, steps=2, crops=crops, size=size, batch_size=batch)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, this process's own peak: ru_maxrss would carry the parent's peak across fork and exec
+peak = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
+            if line.startswith("VmHWM:"))
 print(json.dumps({"measured": peak - loaded, "estimate": estimates[0]}))
 """
 
